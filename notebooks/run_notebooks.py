@@ -1,0 +1,379 @@
+#!/usr/bin/env python3
+"""Re-execute the course notebooks, or measure what each one costs.
+
+    python notebooks/run_notebooks.py execute [--profile ci] [NOTEBOOK ...]
+    python notebooks/run_notebooks.py measure [--profile ci|cpu|gpu] [NOTEBOOK ...]
+    python notebooks/run_notebooks.py set-owner GITHUB_ACCOUNT
+
+``execute`` runs each notebook top to bottom in a fresh ``python3`` kernel, with the
+working directory ``notebooks/`` and ``COVID_TUTORIAL_PROFILE`` set (``ci`` unless
+``--profile`` says otherwise), and saves it in place with its outputs. This is how
+the committed notebooks were made; nbval (``pytest --nbval-lax notebooks/``) then
+re-runs them and compares the cells marked ``# NBVAL_CHECK_OUTPUT``.
+
+``measure`` runs each notebook in a subprocess, without saving it, and samples the
+resident memory (RSS) of the kernel process and its children every 0.2 s. It reports
+the wall time of the whole run (kernel start-up included) and the peak of that
+memory, writes the table into the top-level README.md between
+``<!-- notebook-budget:start -->`` and ``<!-- notebook-budget:end -->`` (it prints
+the table and says so when the markers are missing), and fills the run-time table in
+each notebook's header. ImageNet weights cannot always be downloaded, so ``measure``
+sets ``COVID_TUTORIAL_WEIGHTS=none``: the package then builds the same networks with
+random weights, whose tensors have the same shapes and so take the same memory.
+
+``set-owner`` writes the GitHub account that hosts your copy of the repository into
+the Colab and Binder badges (they say ``OWNER`` until then).
+
+With no NOTEBOOK arguments every ``notebooks/NN_*.ipynb`` is used, in order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+NOTEBOOKS_DIR = Path(__file__).resolve().parent
+ROOT = NOTEBOOKS_DIR.parent
+README = ROOT / "README.md"
+README_START = "<!-- notebook-budget:start -->"
+README_END = "<!-- notebook-budget:end -->"
+HEADER_START = "<!-- budget:start -->"
+HEADER_END = "<!-- budget:end -->"
+KERNEL_NAME = "python3"
+PROFILES = ("ci", "cpu", "gpu")
+# Budgets from the course's style guide, checked by `measure`.
+TIME_BUDGET_S = {"ci": 180}
+MEMORY_BUDGET_GB = {"cpu": 2.0}
+
+# C++ log lines that TensorFlow and absl print at import, before any Python setting can
+# silence them; they are dropped from stored outputs (nbval_sanitize.cfg does the same).
+NOISE_LINES = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|[IWEF]\d{4} \d+:\d+:\d+\.\d+\s+\d+ [\w./-]+:\d+\] .*)\n?",
+    re.MULTILINE,
+)
+
+
+def notebook_paths(names: list[str]) -> list[Path]:
+    """The notebooks named on the command line, or every ``NN_*.ipynb`` in order."""
+    if not names:
+        return sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
+    paths = []
+    for name in names:
+        path = Path(name)
+        if not path.exists() and (NOTEBOOKS_DIR / name).exists():
+            path = NOTEBOOKS_DIR / name
+        if not path.exists() or path.suffix != ".ipynb":
+            sys.exit(f"{name}: no such notebook. Give a path such as notebooks/01_cnn_fundamentals.ipynb.")
+        paths.append(path.resolve())
+    return paths
+
+
+def kernel_environment(profile: str) -> dict[str, str]:
+    """The environment every kernel starts with: the profile, quiet TensorFlow, the package."""
+    env = dict(os.environ)
+    env["COVID_TUTORIAL_PROFILE"] = profile
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    env.setdefault("PYTHONHASHSEED", "0")
+    # The package is importable from a checkout even before `pip install -e .`.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    return env
+
+
+def strip_noise(nb) -> None:
+    """Drop TensorFlow's C++ log lines and empty streams from the stored outputs."""
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        kept = []
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream":
+                output["text"] = NOISE_LINES.sub("", output["text"])
+                if not output["text"]:
+                    continue
+            kept.append(output)
+        cell["outputs"] = kept
+        cell.get("metadata", {}).pop("execution", None)
+
+
+def execute_notebook(path: Path, profile: str, output: Path | None = None, timeout: int = 1200) -> None:
+    """Run one notebook in a fresh kernel (cwd ``notebooks/``) and write it with its outputs."""
+    import nbformat
+    from nbconvert.preprocessors import ExecutePreprocessor
+
+    os.environ.update(kernel_environment(profile))
+    nb = nbformat.read(path, as_version=4)
+    executor = ExecutePreprocessor(
+        timeout=timeout,
+        kernel_name=KERNEL_NAME,
+        record_timing=False,
+        # C-level writes to stderr (TensorFlow's start-up log) stay in the terminal.
+        extra_arguments=["--IPKernelApp.capture_fd_output=False"],
+    )
+    executor.preprocess(nb, {"metadata": {"path": str(NOTEBOOKS_DIR)}})
+    strip_noise(nb)
+    nb.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": KERNEL_NAME}
+    nbformat.write(nb, output or path)
+
+
+def cmd_execute(args) -> int:
+    for path in notebook_paths(args.notebooks):
+        start = time.perf_counter()
+        print(f"executing {path.relative_to(ROOT)} (profile {args.profile}) ...", flush=True)
+        execute_notebook(path, args.profile, timeout=args.timeout)
+        print(f"  done in {time.perf_counter() - start:.0f} s", flush=True)
+    return 0
+
+
+# ---------------------------------------------------------------- measure
+
+
+def _kernel_tree_rss(root_pid: int) -> int:
+    """RSS in bytes of every ipykernel process under ``root_pid``, children included."""
+    import psutil
+
+    try:
+        descendants = psutil.Process(root_pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return 0
+    total = 0
+    for proc in descendants:
+        try:
+            if "ipykernel" not in " ".join(proc.cmdline()):
+                continue
+            tree = [proc, *proc.children(recursive=True)]
+            total += sum(p.memory_info().rss for p in tree)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return total
+
+
+def measure_notebook(path: Path, profile: str, interval: float = 0.2, timeout: int = 1800) -> dict:
+    """Execute one notebook in a subprocess; return its wall time and peak kernel RSS."""
+    env = kernel_environment(profile)
+    env["COVID_TUTORIAL_WEIGHTS"] = "none"
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "_execute-one",
+            "--profile",
+            profile,
+            "--output",
+            str(Path(tmp) / path.name),
+            str(path),
+        ]
+        start = time.perf_counter()
+        child = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        peak = 0
+        while child.poll() is None:
+            peak = max(peak, _kernel_tree_rss(child.pid))
+            if time.perf_counter() - start > timeout:
+                child.kill()
+                break
+            time.sleep(interval)
+        wall = time.perf_counter() - start
+        log = child.stdout.read()
+    if child.returncode != 0:
+        print(log[-4000:], file=sys.stderr)
+    return {
+        "notebook": path.name,
+        "profile": profile,
+        "wall_s": wall,
+        "peak_gb": peak / 1e9,
+        "ok": child.returncode == 0,
+    }
+
+
+def _machine() -> str:
+    return f"{os.cpu_count()} CPU cores, {platform.system()} {platform.machine()}"
+
+
+def _fmt_time(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def _budget_verdict(result: dict) -> str:
+    if not result["ok"]:
+        return "FAILED to run"
+    checks = []
+    if result["profile"] in TIME_BUDGET_S:
+        limit = TIME_BUDGET_S[result["profile"]]
+        checks.append(("yes" if result["wall_s"] < limit else "NO") + f" (< {limit // 60} min)")
+    if result["profile"] in MEMORY_BUDGET_GB:
+        limit = MEMORY_BUDGET_GB[result["profile"]]
+        checks.append(("yes" if result["peak_gb"] < limit else "NO") + f" (< {limit:g} GB)")
+    return "; ".join(checks) or "-"
+
+
+def _row(result: dict, date: str) -> dict:
+    return {
+        "notebook": result["notebook"],
+        "profile": result["profile"],
+        "wall time": _fmt_time(result["wall_s"]),
+        "peak memory": f"{result['peak_gb']:.2f} GB",
+        "within budget": _budget_verdict(result),
+        "measured": f"{date}, {_machine()}",
+    }
+
+
+COLUMNS = ("notebook", "profile", "wall time", "peak memory", "within budget", "measured")
+
+
+def _parse_table(block: str) -> dict:
+    rows = {}
+    for line in block.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == len(COLUMNS) and cells[0].endswith(".ipynb"):
+            row = dict(zip(COLUMNS, cells))
+            rows[(row["notebook"].strip("`"), row["profile"].strip("`"))] = row
+    return rows
+
+
+def _render_table(rows: dict) -> str:
+    order = {p: i for i, p in enumerate(PROFILES)}
+    lines = [
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "---|" * len(COLUMNS),
+    ]
+    for key in sorted(rows, key=lambda k: (k[0], order.get(k[1], 9))):
+        row = rows[key]
+        lines.append("| " + " | ".join(str(row[c]).strip("`") if c in ("notebook", "profile") else str(row[c]) for c in COLUMNS) + " |")
+    lines.append("")
+    lines.append(
+        "Measured with `python notebooks/run_notebooks.py measure --profile PROFILE`: wall time of a "
+        "fresh kernel running the whole notebook (start-up included), peak resident memory (RSS) "
+        "of the kernel process and its children sampled every 0.2 s. `COVID_TUTORIAL_WEIGHTS=none` "
+        "was set: networks start from random weights instead of downloaded ImageNet weights; the "
+        "weight tensors have the same shapes, so the memory is the same. Budgets: `ci` under 3 min "
+        "on 2 CPU cores, `cpu` under 2 GB."
+    )
+    return "\n".join(lines)
+
+
+def update_readme(results: list[dict]) -> None:
+    date = _dt.date.today().isoformat()
+    new = {(r["notebook"], r["profile"]): _row(r, date) for r in results}
+    text = README.read_text(encoding="utf-8") if README.exists() else ""
+    if README_START in text and README_END in text:
+        head, rest = text.split(README_START, 1)
+        block, tail = rest.split(README_END, 1)
+        rows = _parse_table(block)
+        rows.update(new)
+        README.write_text(f"{head}{README_START}\n{_render_table(rows)}\n{README_END}{tail}", encoding="utf-8")
+        print(f"\nupdated the table in {README.relative_to(ROOT)}")
+    else:
+        print(f"\n{README.name} has no {README_START} ... {README_END} markers; the table is:\n")
+    print(_render_table(new))
+
+
+def update_notebook_header(path: Path, results: list[dict]) -> bool:
+    """Fill the per-profile rows of the run-time table in the notebook's first cell."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    cell = nb.cells[0]
+    if cell.cell_type != "markdown" or HEADER_START not in cell.source or HEADER_END not in cell.source:
+        print(f"{path.name}: no {HEADER_START} table in the first cell; header not updated")
+        return False
+    head, rest = cell.source.split(HEADER_START, 1)
+    block, tail = rest.split(HEADER_END, 1)
+    lines = block.strip("\n").splitlines()
+    date = _dt.date.today().isoformat()
+    for result in results:
+        new = (
+            f"| `{result['profile']}` | {_fmt_time(result['wall_s'])} | {result['peak_gb']:.2f} GB "
+            f"| {date}, {_machine()} |"
+        )
+        index = next((i for i, line in enumerate(lines) if line.startswith(f"| `{result['profile']}` |")), None)
+        if index is None:
+            lines.append(new)
+        else:
+            lines[index] = new
+    cell.source = f"{head}{HEADER_START}\n" + "\n".join(lines) + f"\n{HEADER_END}{tail}"
+    nbformat.write(nb, path)
+    return True
+
+
+def cmd_measure(args) -> int:
+    results = []
+    for path in notebook_paths(args.notebooks):
+        print(f"measuring {path.name} (profile {args.profile}) ...", flush=True)
+        result = measure_notebook(path, args.profile, interval=args.interval)
+        status = "ok" if result["ok"] else "FAILED"
+        print(f"  {status}: {_fmt_time(result['wall_s'])}, peak {result['peak_gb']:.2f} GB", flush=True)
+        results.append(result)
+        if result["ok"] and not args.no_write:
+            update_notebook_header(path, [result])
+    if args.no_write:
+        print(_render_table({(r["notebook"], r["profile"]): _row(r, _dt.date.today().isoformat()) for r in results}))
+    else:
+        update_readme(results)
+    return 0 if all(r["ok"] for r in results) else 1
+
+
+def cmd_execute_one(args) -> int:
+    path = notebook_paths(args.notebooks)[0]
+    execute_notebook(path, args.profile, output=Path(args.output), timeout=args.timeout)
+    return 0
+
+
+# ---------------------------------------------------------------- badges
+
+
+BADGE_OWNER = re.compile(r"(colab\.research\.google\.com/github/|mybinder\.org/v2/gh/)([^/\s)]+)(/covid_tutorial)")
+
+
+def cmd_set_owner(args) -> int:
+    if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})", args.owner):
+        sys.exit(f"{args.owner!r} is not a GitHub account name.")
+    files = [*notebook_paths([]), NOTEBOOKS_DIR / "README.md"]
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        new = BADGE_OWNER.sub(lambda m: m.group(1) + args.owner + m.group(3), text)
+        if new != text:
+            path.write_text(new, encoding="utf-8")
+            print(f"badges in {path.relative_to(ROOT)} now point at github.com/{args.owner}/covid_tutorial")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add_common(p, default_profile):
+        p.add_argument("--profile", choices=PROFILES, default=default_profile)
+        p.add_argument("--timeout", type=int, default=1200, help="seconds allowed per cell")
+        p.add_argument("notebooks", nargs="*", metavar="NOTEBOOK")
+
+    add_common(sub.add_parser("execute", help="re-execute notebooks in place (ci profile)"), "ci")
+    measure = sub.add_parser("measure", help="measure wall time and peak memory per notebook")
+    add_common(measure, "ci")
+    measure.add_argument("--interval", type=float, default=0.2, help="seconds between memory samples")
+    measure.add_argument("--no-write", action="store_true", help="print the table only")
+    one = sub.add_parser("_execute-one")  # internal: the subprocess that `measure` watches
+    add_common(one, "ci")
+    one.add_argument("--output", required=True)
+    owner = sub.add_parser("set-owner", help="point the Colab/Binder badges at your GitHub account")
+    owner.add_argument("owner", metavar="GITHUB_ACCOUNT")
+
+    args = parser.parse_args(argv)
+    handler = {
+        "execute": cmd_execute,
+        "measure": cmd_measure,
+        "_execute-one": cmd_execute_one,
+        "set-owner": cmd_set_owner,
+    }[args.command]
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
