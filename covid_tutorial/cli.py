@@ -80,6 +80,21 @@ def cmd_split(args) -> int:
     return 0
 
 
+def cmd_datasets(args) -> int:
+    from .datasets import format_dataset_table
+
+    print(format_dataset_table())
+    return 0
+
+
+def cmd_download(args) -> int:
+    from .datasets import download_dataset
+
+    path = download_dataset(args.name, args.dest, force=args.force)
+    print(f"Ready: {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="covid-tutorial",
@@ -124,6 +139,24 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--seed", type=int, default=0)
     split.add_argument("--out", type=Path, default=Path("splits.csv"), help="output CSV (default: splits.csv)")
     split.set_defaults(func=cmd_split)
+
+    datasets = commands.add_parser(
+        "datasets",
+        help="list the real collections the course knows, with licence and how to get each",
+    )
+    datasets.set_defaults(func=cmd_datasets)
+
+    download = commands.add_parser(
+        "download",
+        help="download (or generate) a dataset from the registry, verified and safely unpacked",
+        description="Download a collection with a progress bar, verify its hash, unpack it safely. "
+        "Kaggle collections need your own Kaggle token; some collections need manual steps, "
+        "which this command prints. Files go to $COVID_TUTORIAL_DATA (default: data/downloads).",
+    )
+    download.add_argument("name", help="a name from `covid-tutorial datasets`")
+    download.add_argument("--dest", type=Path, help="folder to put it in")
+    download.add_argument("--force", action="store_true", help="download again even if present")
+    download.set_defaults(func=cmd_download)
     return parser
 
 

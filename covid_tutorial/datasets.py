@@ -39,6 +39,8 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
+from .errors import CourseError
+
 __all__ = [
     "COURSE_LABELS",
     "NON_COVID_LABEL",
@@ -115,8 +117,12 @@ Never commit kaggle.json or paste the key into a notebook you share."""
 # ---------------------------------------------------------------------------
 
 
-class DownloadError(Exception):
-    """A dataset could not be obtained. The message says which, from where, and what to do."""
+class DownloadError(CourseError):
+    """A dataset could not be obtained. The message says which, from where, and what to do.
+
+    A :class:`~covid_tutorial.errors.CourseError`, so the command line prints it as one
+    message with no traceback.
+    """
 
 
 class UnknownDatasetError(DownloadError, LookupError):
@@ -224,7 +230,7 @@ class DatasetInfo:
         if self.method in ("direct", "github"):
             return f"{self.method}: {self.url}"
         if self.method == "generate":
-            return "generate: covid-tutorial phantoms"
+            return "generate: covid-tutorial phantoms --out DIR"
         return "manual: see the steps"
 
     def class_map_text(self) -> str:
@@ -403,7 +409,8 @@ _ENTRIES = (
         layout="folder-per-class",
         documented_size=(
             "1,252 CT slices positive for SARS-CoV-2 and 1,230 from non-infected patients, "
-            "2,482 in total (dataset description, quoted in public READMEs)"
+            "2,482 in total (dataset description, quoted in public READMEs); from 120 "
+            "patients according to a reproduction README"
         ),
         notes=(
             "Collected in hospitals in Sao Paulo, Brazil. Several slices per patient and no "
@@ -450,7 +457,8 @@ _ENTRIES = (
         documented_size=(
             "4,173 CT images of 210 patients: 2,168 COVID-19 (80 patients), 758 healthy "
             "(50), 1,247 other pulmonary infections (80), as reported by Garg et al. and "
-            "the COV-AID README; a 2025 reproduction counts 4,171 slices in the Kaggle release"
+            "the COV-AID README; a reproduction README counts 4,171 slices in the Kaggle "
+            "release"
         ),
         notes=(
             "Files unpack to New_Data_CoV2/<class>/<patient>/*.png. 'Others' are other "
@@ -458,7 +466,7 @@ _ENTRIES = (
             "by patient with 5-fold cross-validation, which the per-patient folders allow. "
             "Same authors and Sao Paulo hospitals as sars-cov-2-ct: an overlap of patients "
             "is not ruled out, so do not test one on the other. A Synapse copy "
-            "(syn22174850) is mentioned by a 2025 reproduction; not wired here."
+            "(syn22174850) is mentioned by a public reproduction README; not wired here."
         ),
         provenance=(
             "dataset name and counts: Garg et al. 2022 (sources/004), abstract",
@@ -496,13 +504,13 @@ _ENTRIES = (
         patient_ids="patient ID column of COVID-CT-MetaInfo.xlsx (README); check its coverage",
         layout="folder-per-class",
         documented_size=(
-            "349 COVID-19 CT images (README) and 397 non-COVID images (a 2025 reproduction)"
+            "349 COVID-19 CT images (README) and 397 non-COVID images (a public reproduction README)"
         ),
         notes=(
             "Images were cut out of figures in COVID-19 papers (medRxiv, bioRxiv, NEJM, "
             "JAMA, Lancet, ...): mixed sources and quality. The class images are in "
             "Images-processed/CT_COVID.zip and CT_NonCOVID.zip, which download_dataset "
-            "unpacks too; a data split is in Data-split/. A 2025 README reports the original "
+            "unpacks too; a data split is in Data-split/. A public reproduction README reports the original "
             "repository offline and used the mirror "
             "github.com/desaisrkr/https-github.com-UCSD-AI4H-COVID-CT: if the download "
             "answers 404, fetch that mirror by hand."
@@ -539,7 +547,9 @@ _ENTRIES = (
         has_patient_ids=False,
         patient_ids="none: the .npz holds image and label arrays only",
         layout="npz-arrays",
-        documented_size="4,708 train, 524 validation, 624 test images of 28 x 28 px (INFO n_samples)",
+        documented_size=(
+            "4,708 train, 524 validation, 624 test images of 28 x 28 px (INFO n_samples)"
+        ),
         notes=(
             "No COVID-19 class: a small, real, openly licensed download for trying the "
             "pipeline end to end on real radiographs. Paediatric images. Arrays "
@@ -559,19 +569,26 @@ _ENTRIES = (
         source_url="covid_tutorial.phantoms (this repository)",
         licence="MIT, like the rest of this repository (the images are generated, not collected)",
         citation="covid_tutorial course material (this repository)",
-        classes={"COVID-19": "COVID-19", "Normal": "Normal", "Pneumonia": "Pneumonia"},
+        # covid_tutorial.phantoms.PHANTOM_FINDINGS: the 'finding' values it writes.
+        classes={
+            "Pneumonia/Viral/COVID-19": "COVID-19",
+            "No Finding": "Normal",
+            "Pneumonia/Bacterial/Streptococcus": "Pneumonia",
+        },
         has_patient_ids=True,
-        patient_ids="patient column of the table generate_phantoms returns",
+        patient_ids="'patientid' column of metadata.csv",
         layout="metadata-csv",
         manual_steps=(
-            "Run: covid-tutorial phantoms   (or in Python: "
-            "covid_tutorial.phantoms.generate_phantoms(out_dir))"
+            "Run: covid-tutorial phantoms --out DIR   (or in Python: "
+            "covid_tutorial.phantoms.generate_phantoms(DIR))"
         ),
         documented_size="set by the profile (ci: 60 patients at 128 px)",
         notes=(
-            "Synthetic images with known ground truth, made in seconds and without a network: "
-            "the data of the 'ci' profile and the fall-back when no real collection is present. "
-            "Not medical images; never draw clinical conclusions from them."
+            "Synthetic frontal chest radiographs with known ground truth and lesion masks, "
+            "made in seconds without a network, in the layout of covid-chestxray (images/, "
+            "masks/, metadata.csv): the data of the 'ci' profile and the fall-back when no "
+            "real collection is present. Cartoons, not medical images: a good score on them "
+            "says a pipeline works, nothing about detecting COVID-19."
         ),
         provenance=("generated by covid_tutorial.phantoms.generate_phantoms",),
     ),
@@ -666,7 +683,8 @@ def format_registry_markdown() -> str:
         if info.method == "kaggle":
             how = f"kaggle `{info.kaggle_handle}`"
         elif info.method in ("direct", "github"):
-            how = f"{info.method} ({'checksum published' if info.checksum else 'SHA256 recorded on first download'})"
+            check = "checksum published" if info.checksum else "SHA256 recorded on first download"
+            how = f"{info.method} ({check})"
         lines.append(
             "| "
             + " | ".join(
@@ -937,6 +955,17 @@ def _extract_members(archive: Path, root: Path) -> None:
             raise _refuse(archive, shown, "is a symlink resolving outside")
 
 
+def _partial_dir(final: Path) -> Path:
+    """A hidden empty folder next to ``final`` (same file system, so renaming is atomic)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    _clear_stale_partials(final)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+    umask = os.umask(0o022)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the final folder should not be
+    return tmp
+
+
 def _clear_stale_partials(final: Path) -> None:
     for stale in final.parent.glob(f".{final.name}.partial-*"):
         shutil.rmtree(stale, ignore_errors=True)
@@ -977,9 +1006,7 @@ def safe_extract(
     final = Path(destination)
     if final.exists():
         raise FileExistsError(f"{final} already exists; remove it first")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    _clear_stale_partials(final)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+    tmp = _partial_dir(final)
     try:
         _extract_members(archive, tmp)
         root = tmp
@@ -1047,6 +1074,7 @@ def _fetch(info: DatasetInfo, folder: Path, progress: bool) -> Path:
     old_level = logger.level
     if not progress:
         logger.setLevel("WARNING")
+    logger.addFilter(_hide_pooch_hash_advice)
     try:
         path = pooch.retrieve(
             url,
@@ -1130,10 +1158,24 @@ def _fetch(info: DatasetInfo, folder: Path, progress: bool) -> Path:
         ) from exc
     finally:
         logger.setLevel(old_level)
+        logger.removeFilter(_hide_pooch_hash_advice)
     path = Path(path)
     if info.checksum is None and recorded is None:
-        _write_sidecar(path, sha256_of(path))
+        digest = sha256_of(path)
+        _write_sidecar(path, digest)
+        if progress:
+            print(
+                f"Recorded SHA256 {digest} in {_sidecar(path)}; later runs check the file "
+                "against it.",
+                file=sys.stderr,
+            )
     return path
+
+
+def _hide_pooch_hash_advice(record) -> bool:
+    """Drop pooch's hint to paste the hash into code: the course records it in a file."""
+    message = record.getMessage()
+    return "known_hash" not in message and not message.startswith("SHA256 hash of downloaded")
 
 
 def _kaggle_credentials_found() -> bool:
@@ -1225,9 +1267,7 @@ def _generate(info: DatasetInfo, folder: Path, progress: bool, force: bool) -> P
                 "Reinstall the package (pip install -e .) and try again.",
             )
         ) from exc
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    _clear_stale_partials(folder)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=folder.parent))
+    tmp = _partial_dir(folder)
     try:
         phantoms.generate_phantoms(tmp, progress=progress)
         if folder.exists():
@@ -1287,9 +1327,9 @@ def download_dataset(
             f"  Put the files in: {folder}\n"
             "  Then run the same command again; it will find them there."
         )
-    folder.mkdir(parents=True, exist_ok=True)
     if info.method == "kaggle":
         return _fetch_kaggle(info, folder, force)
+    folder.mkdir(parents=True, exist_ok=True)
 
     fname = _filename_for(info)
     kind = _archive_kind(Path(fname))

@@ -284,6 +284,61 @@ def build_alexnet(input_shape=(227, 227, 3), num_classes: int = 1000, groups: in
     return keras.Model(inputs, outputs, name=name)
 
 
+def build_small_cnn(
+    input_shape=(64, 64, 1), num_classes: int = 3, widths=(16, 32, 64), name: str = "small_cnn"
+):
+    """A small CNN from the four building blocks: conv, batch normalization, ReLU, pooling.
+
+    Inputs are raw pixel values in 0..255 (rescaled inside the model). Each width adds
+    ``3x3 conv -> BN -> ReLU -> 2x2 max pooling``; global average pooling and a softmax
+    layer follow. The BN momentum is 0.9 instead of Keras' 0.99: with a few dozen
+    training images an epoch has only a handful of steps, and the moving averages
+    used at inference would otherwise lag far behind the batch statistics.
+    """
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(input_shape, name="image")
+    x = layers.Rescaling(1 / 255, name="rescale")(inputs)
+    for i, width in enumerate(widths, start=1):
+        x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
+        x = layers.BatchNormalization(momentum=0.9, name=f"bn{i}")(x)
+        x = layers.Activation("relu", name=f"relu{i}")(x)
+        x = layers.MaxPooling2D(2, name=f"pool{i}")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="classifier")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def architecture_costs(builder, **kwargs) -> dict:
+    """Build a network only to count it: parameters, MACs per image, weight layers.
+
+    The model is built inside ``keras.StatelessScope(initialize_variables=False)``, so
+    its weights get their shapes but no values and take no memory: VGG16's 138 M
+    parameters cost nothing to count. The model is thrown away afterwards. Returns
+    ``params``, ``macs``, ``conv_layers``, ``dense_layers``, ``dense_params`` and
+    ``input_size``.
+    """
+    import keras
+
+    with keras.StatelessScope(initialize_variables=False):
+        model = builder(**kwargs)
+    costs = layer_costs(model)
+    input_size = int(model.inputs[0].shape[1])
+    del model
+    keras.backend.clear_session()
+    conv = costs["type"].isin(["Conv1D", "Conv2D", "Conv3D", "DepthwiseConv2D", "SeparableConv2D"])
+    dense = costs["type"] == "Dense"
+    return {
+        "params": int(costs["params"].sum()),
+        "macs": int(costs["macs"].sum()),
+        "conv_layers": int(conv.sum()),
+        "dense_layers": int(dense.sum()),
+        "dense_params": int(costs.loc[dense, "params"].sum()),
+        "input_size": input_size,
+    }
+
+
 # ImageNet results as printed in each paper: quoted, not computed here. "metric" says
 # whether the paper reports error or accuracy (in %); "protocol" says how it evaluated.
 QUOTED_IMAGENET_RESULTS = [

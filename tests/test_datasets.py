@@ -505,6 +505,31 @@ def test_phantoms_are_generated_by_the_phantoms_module(monkeypatch, tmp_path):
     assert leftovers(tmp_path) == []
 
 
+def test_phantoms_download_runs_the_real_generator(tmp_path):
+    import pandas as pd
+
+    dest = tmp_path / "phantoms"
+    assert ds.download_dataset("phantoms", dest=dest, progress=False) == dest
+    table = pd.read_csv(dest / "metadata.csv")
+    info = ds.get_dataset_info("phantoms")
+    assert set(table["finding"]) == set(info.classes)
+    assert table["patientid"].notna().all() and (dest / "images").is_dir()
+    assert leftovers(tmp_path) == []
+
+
+def test_phantoms_entry_matches_the_real_generator():
+    import inspect
+
+    from covid_tutorial import phantoms
+
+    inspect.signature(phantoms.generate_phantoms).bind(Path("out"), progress=False)
+    info = ds.get_dataset_info("phantoms")
+    assert set(info.classes) == set(phantoms.PHANTOM_FINDINGS.values())
+    assert {info.classes[f] for f in phantoms.PHANTOM_FINDINGS.values()} == set(ds.COURSE_LABELS)
+    for label, finding in phantoms.PHANTOM_FINDINGS.items():
+        assert info.classes[finding] == label
+
+
 # --- the registry -------------------------------------------------------------------
 
 
