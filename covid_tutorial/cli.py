@@ -95,6 +95,144 @@ def cmd_download(args) -> int:
     return 0
 
 
+def cmd_explain(args) -> int:
+    from .explain import METHOD_TITLES, explain_run
+
+    summary = explain_run(
+        args.run,
+        args.data,
+        args.out,
+        args.method,
+        split=args.split,
+        per_class=args.per_class or None,
+        layer_name=args.layer,
+        target=args.target,
+        fraction=args.fraction,
+        max_maps=args.max_maps,
+    )
+    shown = summary.assign(method=summary["method"].map(METHOD_TITLES))
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(
+        "pointing_hit_rate and energy_inside: images with a lesion only; chance_level: the lesion's "
+        f"share of the image; faithfulness: confidence drop when the top {args.fraction:.0%} of the map's "
+        "pixels are removed minus the drop for as many random pixels."
+    )
+    print(f"Wrote overlays and explanation_quality.csv to {args.out}")
+    return 0
+
+
+def cmd_bench_gradcam(args) -> int:
+    import json
+
+    import keras
+
+    from .explain import benchmark_gradcam
+
+    model = None
+    if args.run is not None:
+        model = keras.saving.load_model(args.run / "model.keras", compile=False)
+    result = benchmark_gradcam(
+        model,
+        backbone=args.backbone,
+        image_size=args.image_size,
+        repeats=args.repeats,
+        warmup=args.warmup,
+        scorecam_maps=args.scorecam_maps,
+    )
+    print(json.dumps(result, indent=2))
+    print(
+        f"Grad-CAM of one image costs {result['gradcam_over_forward']:.2f} forward passes "
+        f"({result['gradcam_ms']:.1f} ms vs {result['forward_ms']:.1f} ms)"
+        + (
+            f"; Score-CAM with {result['scorecam_maps']} maps costs {result['scorecam_over_forward']:.1f}."
+            if "scorecam_ms" in result
+            else "."
+        )
+    )
+    return 0
+
+def cmd_train(args) -> int:
+    from .pipeline import train_run
+
+    try:
+        train_run(
+            args.data,
+            args.out,
+            backbone=args.model,
+            profile=args.profile,
+            image_size=args.image_size,
+            batch_size=args.batch_size,
+            head_epochs=args.epochs,
+            fine_tune_epochs=args.fine_tune_epochs,
+            fine_tune_layers=args.fine_tune_layers,
+            seed=args.seed,
+            image_dir=args.images,
+            unmapped="drop" if args.drop_unmapped else "error",
+            resume=args.resume,
+            overwrite=args.overwrite,
+            evaluate=not args.no_evaluate,
+        )
+    except KeyboardInterrupt:
+        print(
+            f"Training stopped. Continue it from its last finished epoch with: "
+            f"covid-tutorial train {args.data} --out {args.out} --resume",
+            file=sys.stderr,
+        )
+        raise
+    print(f"Next: covid-tutorial evaluate {args.out} DATA   or   covid-tutorial predict {args.out} IMAGE...")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .pipeline import evaluate_run
+
+    evaluate_run(
+        args.run,
+        args.data,
+        image_dir=args.images,
+        unmapped="drop" if args.drop_unmapped else "error",
+        out=args.out,
+        n_bootstrap=args.bootstrap,
+    )
+    return 0
+
+
+def cmd_predict(args) -> int:
+    import json
+
+    from .predict import Predictor, save_gradcam_overlays
+
+    predictor = Predictor.from_run(args.run)
+    table = predictor.predict_files(args.images)
+    if args.json:
+        print(json.dumps(
+            [
+                {"image": row["image"], "predicted": row["predicted"],
+                 "probabilities": {name: round(float(row[name]), 6) for name in predictor.class_names}}
+                for _, row in table.iterrows()
+            ],
+            indent=2,
+        ))
+    else:
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if args.gradcam:
+        written = save_gradcam_overlays(predictor, table["image"].tolist(), table["predicted"].tolist(), args.gradcam)
+        print(f"Wrote {len(written)} Grad-CAM overlay(s) of the predicted class to {args.gradcam}", file=sys.stderr)
+    print(NOT_FOR_CLINICAL_USE, file=sys.stderr)
+    return 0
+
+
+def cmd_bench_predict(args) -> int:
+    from .predict import benchmark_predict, format_benchmark
+
+    result = benchmark_predict(args.run, repeats=args.repeats, batch_size=args.batch_size, warmup=args.warmup)
+    print()
+    print(f"Command: covid-tutorial bench predict {args.run} --repeats {args.repeats} "
+          f"--batch-size {args.batch_size} --warmup {args.warmup}")
+    print(format_benchmark(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="covid-tutorial",
@@ -157,6 +295,116 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("--dest", type=Path, help="folder to put it in")
     download.add_argument("--force", action="store_true", help="download again even if present")
     download.set_defaults(func=cmd_download)
+
+    explain = commands.add_parser(
+        "explain",
+        help="heatmaps of a trained RUN on DATA: overlays (PNG) and their measured quality (CSV)",
+        description="Compute Grad-CAM, Grad-CAM++, Score-CAM or SmoothGrad maps for images of DATA "
+        "(the RUN's test split when the RUN was trained on DATA, else all images), write overlays "
+        "and a table per method and class: pointing game and energy inside the lesion masks "
+        "(phantoms) and faithfulness (confidence drop when the map's top pixels are removed).",
+    )
+    explain.add_argument("run", type=Path, help="a RUN folder (config.json, model.keras)")
+    explain.add_argument("data", type=Path, help="a dataset folder or metadata CSV (phantoms carry lesion masks)")
+    explain.add_argument(
+        "--method",
+        nargs="+",
+        default=["gradcam"],
+        choices=["gradcam", "gradcam++", "scorecam", "saliency"],
+        help="one or more methods (default: gradcam)",
+    )
+    explain.add_argument("--out", type=Path, required=True, help="output folder")
+    explain.add_argument("--split", default="test", choices=["train", "val", "test"], help="default: test")
+    explain.add_argument("--per-class", type=int, default=8, help="images per class, 0 for all (default: 8)")
+    explain.add_argument("--layer", help="layer for the CAM methods (default: the last feature map)")
+    explain.add_argument(
+        "--target", default="true", choices=["true", "predicted"], help="class to explain (default: true)"
+    )
+    explain.add_argument("--fraction", type=float, default=0.1, help="share of pixels removed (default: 0.1)")
+    explain.add_argument("--max-maps", type=int, default=32, help="Score-CAM: feature maps used (default: 32)")
+    explain.set_defaults(func=cmd_explain)
+
+    bench_gradcam = commands.add_parser(
+        "bench-gradcam",
+        help="time Grad-CAM and Score-CAM of one image against one compiled forward pass",
+        description="Median time of one compiled forward pass, one Grad-CAM and one Score-CAM of a "
+        "single image, measured in the same run after warm-up. Without RUN, a ResNet50 with random "
+        "weights is built (timings do not depend on the weights' values).",
+    )
+    bench_gradcam.add_argument("run", type=Path, nargs="?", help="a RUN folder (optional)")
+    bench_gradcam.add_argument("--backbone", default="resnet50", help="without RUN (default: resnet50)")
+    bench_gradcam.add_argument("--image-size", type=int, default=224, help="without RUN (default: 224)")
+    bench_gradcam.add_argument("--repeats", type=int, default=20, help="timed calls (default: 20)")
+    bench_gradcam.add_argument("--warmup", type=int, default=3, help="untimed calls first (default: 3)")
+    bench_gradcam.add_argument("--scorecam-maps", type=int, default=32, help="0 skips Score-CAM (default: 32)")
+    bench_gradcam.set_defaults(func=cmd_bench_gradcam)
+
+    train = commands.add_parser(
+        "train",
+        help="train a classifier on DATA and write a RUN folder (config, model, history, metrics)",
+        description="Split DATA by patient, train a classifier (stage 1: new head on a frozen backbone; "
+        "stage 2: top blocks fine-tuned with BatchNorm frozen and a tenth of the learning rate; "
+        "without ImageNet weights the whole network trains at once), score it on the held-out test "
+        "patients and write RUN/: config.json, model.keras, splits.csv, history.csv, metrics.json. "
+        "Every epoch end is checkpointed: --resume continues an interrupted run to the same result.",
+    )
+    _add_data(train)
+    train.add_argument("--out", type=Path, required=True, metavar="RUN", help="the RUN folder to write")
+    train.add_argument("--model", help="a keras.applications backbone, e.g. resnet50, efficientnetb0 (default: resnet50)")
+    train.add_argument("--epochs", type=int, help="epochs of stage 1 (or of the whole training without weights)")
+    train.add_argument("--fine-tune-epochs", type=int, help="epochs of stage 2 (0 skips it)")
+    train.add_argument("--image-size", type=int, help="input size in px (default: the profile's)")
+    train.add_argument("--batch-size", type=int, help="default: the profile's")
+    train.add_argument("--fine-tune-layers", type=int, help="backbone layers unfrozen in stage 2 (default: the last stage)")
+    train.add_argument("--seed", type=int, help="random seed (default: 0)")
+    train.add_argument("--resume", action="store_true", help="continue an interrupted training in RUN")
+    train.add_argument("--overwrite", action="store_true", help="start again in a RUN folder that holds a run")
+    train.add_argument("--no-evaluate", action="store_true", help="skip scoring the held-out test patients")
+    _add_profile(train)
+    train.set_defaults(func=cmd_train)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="score a RUN on DATA: metrics with 95%% CIs over patients, figures, per-image predictions",
+        description="Predict every image of DATA that the RUN was not trained or validated on (matched by "
+        "file content, so the RUN's own data leaves its held-out patients) and write metrics.json, "
+        "metrics.csv, predictions.csv and figures/ into RUN (or --out).",
+    )
+    evaluate.add_argument("run", type=Path, metavar="RUN", help="a folder written by covid-tutorial train")
+    _add_data(evaluate)
+    evaluate.add_argument("--out", type=Path, help="where to write the results (default: RUN)")
+    evaluate.add_argument("--bootstrap", type=int, help="bootstrap rounds (default: the RUN's profile)")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    predict = commands.add_parser(
+        "predict",
+        help="class probabilities for image files, from a trained RUN",
+        description="Read each IMAGE as the RUN's training did and print its class probabilities. "
+        + NOT_FOR_CLINICAL_USE,
+    )
+    predict.add_argument("run", type=Path, metavar="RUN", help="a folder written by covid-tutorial train")
+    predict.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="PNG, JPEG, BMP or TIFF files")
+    predict.add_argument("--gradcam", type=Path, metavar="DIR", help="also write Grad-CAM overlays to DIR")
+    predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    predict.set_defaults(func=cmd_predict)
+
+    bench = commands.add_parser(
+        "bench",
+        help="benchmarks: `bench predict RUN` times model.predict against the course predictor",
+        description="Time the course's inference code on this machine.",
+    )
+    bench_kinds = bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
+    bench_predict = bench_kinds.add_parser(
+        "predict",
+        help="latency of one image and throughput of a batch: model.predict against compiled variants",
+        description="Latency of one image with model.predict, a tf.function, XLA and the course "
+        "predictor (a frozen graph), timed in turns; then throughput for a batch.",
+    )
+    bench_predict.add_argument("run", type=Path, metavar="RUN", help="a folder written by covid-tutorial train")
+    bench_predict.add_argument("--repeats", type=int, default=30, help="timed calls of each variant (default: 30)")
+    bench_predict.add_argument("--batch-size", type=int, default=16, help="batch for throughput (default: 16)")
+    bench_predict.add_argument("--warmup", type=int, default=3, help="untimed calls first (default: 3)")
+    bench_predict.set_defaults(func=cmd_bench_predict)
     return parser
 
 

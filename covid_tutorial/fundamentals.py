@@ -436,6 +436,7 @@ def build_deep_cnn(
     width: int = 16,
     input_shape=(32, 32, 1),
     num_classes: int = 3,
+    kernel_initializer: str = "glorot_uniform",
     name: str | None = None,
 ):
     """A stem conv, ``depth`` 3x3 conv layers in pairs, global average pooling and a softmax.
@@ -444,7 +445,8 @@ def build_deep_cnn(
     ``x -> relu(x + conv(relu(conv(x))))``; with ``residual=False`` it is the same two
     convolutions without the addition. Both versions have exactly the same weights, so
     any difference in training comes from the shortcut alone. No batch normalization,
-    so that the effect of depth on the gradient shows plainly.
+    so that the effect of depth on the gradient shows plainly. ``kernel_initializer``
+    is Keras' default (Glorot uniform) unless you ask for another, e.g. "he_normal".
     """
     import keras
     from keras import layers
@@ -453,10 +455,11 @@ def build_deep_cnn(
         raise ValueError(f"depth={depth}: use an even number >= 2 (the body is built in pairs).")
     kind = "residual" if residual else "plain"
     inputs = keras.Input(input_shape, name="image")
-    x = layers.Conv2D(width, 3, padding="same", activation="relu", name="conv_0")(inputs)
+    conv = dict(kernel_size=3, padding="same", kernel_initializer=kernel_initializer)
+    x = layers.Conv2D(width, activation="relu", name="conv_0", **conv)(inputs)
     for i in range(1, depth, 2):
-        h = layers.Conv2D(width, 3, padding="same", activation="relu", name=f"conv_{i}")(x)
-        h = layers.Conv2D(width, 3, padding="same", name=f"conv_{i + 1}")(h)
+        h = layers.Conv2D(width, activation="relu", name=f"conv_{i}", **conv)(x)
+        h = layers.Conv2D(width, name=f"conv_{i + 1}", **conv)(h)
         if residual:
             h = layers.Add(name=f"add_{i + 1}")([x, h])
         x = layers.Activation("relu", name=f"relu_{i + 1}")(h)

@@ -77,6 +77,7 @@ METADATA_FILENAME = "metadata.csv"
 STAMP_FILENAME = "phantoms.json"  # marks a folder as made by generate_phantoms
 MASK_THRESHOLD = 0.25  # a pixel is lesion where the lesion layer reaches this
 MAX_STUDIES = 4
+_FILLED_LUNG = 0.2  # heart and airless lung: attenuation above soft tissue
 
 _GENERATOR_NAME = "covid_tutorial.phantoms"
 _PHANTOM_PNG = re.compile(r"^P\d{4,}_s\d+\.png$")
@@ -115,7 +116,7 @@ class _Lesions:
     """One patient's lesions: where they are never changes between studies."""
 
     kind: str  # "COVID-19", "Pneumonia" or "Normal"
-    opacity: float  # attenuation added where the lesion layer is 1
+    fill: float  # share of the air replaced by fluid where the lesion layer is 1
     blobs: tuple = ()  # (x, y, sigma_x, sigma_y, angle, amplitude) per blob
     bronchi: tuple = ()  # polylines of air bronchograms inside a consolidation
     texture: np.ndarray | None = None
@@ -163,14 +164,8 @@ def _lung_edges(anatomy: _Anatomy, side: int, y):
 def _lung_field(x, y, anatomy: _Anatomy, side: int, edge: float) -> np.ndarray:
     """Soft mask (0..1) of one lung: rounded apex, dome below, sharp lateral angle."""
     across = side * (x - anatomy.midline)
-    medial, lateral, dome_y, _ = _lung_edges(anatomy, side, y)
-    gap, width = anatomy.medial_gap, anatomy.lung_width
-    dome_peak_x = gap + 0.45 * width
-    dome = (
-        dome_y
-        + anatomy.costophrenic_drop
-        * ((across - dome_peak_x) / (gap + width - dome_peak_x)) ** 2
-    )
+    medial, lateral, _, _ = _lung_edges(anatomy, side, y)
+    dome = _dome_line(anatomy, side, across)
     return (
         _ramp(lateral - across, edge)
         * _ramp(across - medial, edge)
@@ -234,8 +229,8 @@ def _sample_anatomy(rng: np.random.Generator) -> _Anatomy:
     args = dict(
         midline=0.5 + rng.uniform(-0.01, 0.01),
         body_half_width=rng.uniform(0.40, 0.47),
-        tissue=rng.uniform(0.40, 0.46),
-        lung_air=rng.uniform(0.30, 0.36),
+        tissue=rng.uniform(0.44, 0.5),
+        lung_air=rng.uniform(0.27, 0.33),
         medial_gap=rng.uniform(0.058, 0.07),
         lung_width=rng.uniform(0.26, 0.31),
         apex_y=rng.uniform(0.10, 0.14),
@@ -243,13 +238,14 @@ def _sample_anatomy(rng: np.random.Generator) -> _Anatomy:
         left_dome_drop=rng.uniform(0.01, 0.035),
         costophrenic_drop=rng.uniform(0.07, 0.10),
         heart_x=rng.uniform(0.53, 0.555),
-        heart_y=rng.uniform(0.60, 0.65),
-        heart_rx=rng.uniform(0.12, 0.15),
-        heart_ry=rng.uniform(0.10, 0.125),
+        heart_rx=rng.uniform(0.14, 0.17),
+        heart_ry=rng.uniform(0.095, 0.115),
         rib_start_y=rng.uniform(0.09, 0.115),
         rib_spacing=rng.uniform(0.062, 0.07),
         has_gastric_bubble=bool(rng.random() < 0.6),
     )
+    # The heart rests on the diaphragm.
+    args["heart_y"] = args["right_dome_y"] - rng.uniform(0.02, 0.045)
     vessels = _sample_vessels(rng, args["midline"], args)
     return _Anatomy(**args, vessels=vessels, texture=_smooth_noise(rng))
 
@@ -259,14 +255,14 @@ def _sample_lesions(rng: np.random.Generator, kind: str, anatomy: _Anatomy) -> _
         return _sample_ground_glass(rng, anatomy)
     if kind == "Pneumonia":
         return _sample_consolidation(rng, anatomy)
-    return _Lesions(kind="Normal", opacity=0.0)
+    return _Lesions(kind="Normal", fill=0.0)
 
 
 def _sample_ground_glass(rng, anatomy: _Anatomy) -> _Lesions:
     """Several hazy blobs against the outer edge of both lungs, mostly low down."""
     blobs = []
     for side in (-1, 1):
-        lower_zone = [rng.uniform(0.62, 0.95) for _ in range(rng.integers(2, 4))]
+        lower_zone = [rng.uniform(0.58, 0.95) for _ in range(rng.integers(3, 5))]
         anywhere = [rng.uniform(0.3, 0.95) for _ in range(rng.integers(0, 2))]
         for t in lower_zone + anywhere:
             y = anatomy.apex_y + t * (
@@ -274,7 +270,7 @@ def _sample_ground_glass(rng, anatomy: _Anatomy) -> _Lesions:
             )
             _, lateral, _, _ = _lung_edges(anatomy, side, y)
             across = float(lateral) - rng.uniform(0.02, 0.065)
-            sigma = rng.uniform(0.032, 0.055)
+            sigma = rng.uniform(0.045, 0.07)
             blobs.append(
                 (
                     anatomy.midline + side * across,
@@ -287,7 +283,7 @@ def _sample_ground_glass(rng, anatomy: _Anatomy) -> _Lesions:
             )
     return _Lesions(
         kind="COVID-19",
-        opacity=rng.uniform(0.11, 0.18),
+        fill=rng.uniform(0.7, 0.9),  # hazy: vessels and ribs still show through
         blobs=tuple(blobs),
         texture=_smooth_noise(rng, cells=40),
     )
@@ -296,17 +292,17 @@ def _sample_ground_glass(rng, anatomy: _Anatomy) -> _Lesions:
 def _sample_consolidation(rng, anatomy: _Anatomy) -> _Lesions:
     """One large dense lobar opacity in one lung, with air bronchograms."""
     side = int(rng.choice([-1, 1]))
-    lobes = ["lower", "upper", "middle"] if side < 0 else ["lower", "upper"]
-    lobe = lobes[rng.integers(len(lobes))]
-    t = {"lower": (0.62, 0.8), "upper": (0.22, 0.36), "middle": (0.5, 0.6)}[lobe]
+    lobe = rng.choice(["lower", "upper", "middle"], p=[0.55, 0.25, 0.2])
+    lobe = "lower" if lobe == "middle" and side > 0 else lobe  # no middle lobe
+    t = {"lower": (0.65, 0.8), "upper": (0.25, 0.38), "middle": (0.5, 0.6)}[lobe]
     y = anatomy.apex_y + rng.uniform(*t) * (
         anatomy.right_dome_y + anatomy.costophrenic_drop - anatomy.apex_y
     )
     medial, lateral, _, _ = _lung_edges(anatomy, side, y)
-    across = float(medial + rng.uniform(0.45, 0.65) * (lateral - medial))
+    across = float(medial + rng.uniform(0.55, 0.7) * (lateral - medial))
     x = anatomy.midline + side * across
-    rx = rng.uniform(0.32, 0.45) * anatomy.lung_width
-    ry = rng.uniform(0.07, 0.11)
+    rx = rng.uniform(0.5, 0.7) * anatomy.lung_width
+    ry = rng.uniform(0.1, 0.14)
     bronchi = []
     for _ in range(rng.integers(2, 5)):
         angle = rng.uniform(-0.6, 0.6) + (math.pi / 2 if lobe == "lower" else 0)
@@ -322,7 +318,7 @@ def _sample_consolidation(rng, anatomy: _Anatomy) -> _Lesions:
     blob = (x, y, rx, ry, rng.uniform(-0.25, 0.25), 1.0)
     return _Lesions(
         kind="Pneumonia",
-        opacity=rng.uniform(0.22, 0.3),
+        fill=rng.uniform(0.95, 1.15),  # dense: as white as soft tissue
         blobs=(blob,),
         bronchi=tuple(bronchi),
         texture=_smooth_noise(rng, cells=40),
@@ -334,114 +330,126 @@ def _sample_study(rng: np.random.Generator) -> _Study:
         view="AP" if rng.random() < 0.15 else "PA",
         angle=rng.uniform(-3, 3),
         shift=(rng.uniform(-0.02, 0.02), rng.uniform(-0.02, 0.02)),
-        gamma=rng.uniform(0.8, 1.25),
-        contrast=rng.uniform(0.85, 1.15),
-        brightness=rng.uniform(-0.07, 0.07),
-        heel=(rng.uniform(-0.06, 0.06), rng.uniform(-0.06, 0.06)),
-        noise=rng.uniform(0.015, 0.035),
+        gamma=rng.uniform(0.9, 1.15),
+        contrast=rng.uniform(0.9, 1.1),
+        brightness=rng.uniform(-0.05, 0.05),
+        heel=(rng.uniform(-0.04, 0.04), rng.uniform(-0.04, 0.04)),
+        noise=rng.uniform(0.01, 0.03),
         lesion_extent=rng.uniform(0.8, 1.2),
         lesion_intensity=rng.uniform(0.8, 1.15),
     )
 
 
+def _dome_line(anatomy: _Anatomy, side: int, across) -> np.ndarray:
+    """Height of one diaphragm dome at a distance ``across`` from the midline."""
+    gap, width = anatomy.medial_gap, anatomy.lung_width
+    dome_y = anatomy.right_dome_y + (anatomy.left_dome_drop if side > 0 else 0.0)
+    peak_x = gap + 0.45 * width
+    return (
+        dome_y
+        + anatomy.costophrenic_drop * ((across - peak_x) / (gap + width - peak_x)) ** 2
+    )
+
+
 def _render_anatomy(anatomy: _Anatomy, study: _Study, x, y, size):
-    """Attenuation map of the body without lesions, and the soft lung mask."""
-    edge = 1.5 / size
-    # Soft tissue: a rounded torso, narrow at the neck, widening at the shoulders.
-    shoulders = np.clip((y - 0.02) / 0.12, 0, 1) ** 0.5
+    """Attenuation of the body without lesions, the lung mask and the air in view."""
+    edge = max(1.5 / size, 0.006)
+    offset = x - anatomy.midline
+    across = np.abs(offset)
+    # Soft tissue: a rounded torso, narrow at the neck, sloping shoulders.
+    shoulders = np.sin(0.5 * np.pi * np.clip((y + 0.02) / 0.22, 0, 1))
     half_width = 0.09 + (anatomy.body_half_width - 0.09) * shoulders
     half_width = half_width * (1 - 0.06 * np.clip(y - 0.45, 0, 1))
-    depth = np.sqrt(np.clip(1 - ((x - anatomy.midline) / half_width) ** 2, 0, 1))
-    attenuation = anatomy.tissue * depth**0.6
+    depth = np.sqrt(np.clip(1 - (offset / half_width) ** 2, 0, 1))
+    attenuation = anatomy.tissue * depth**0.8
+    # Below the diaphragm, liver and spleen are as dense as the heart.
+    diaphragm = np.where(offset < 0, _dome_line(anatomy, -1, across), 0)
+    diaphragm = np.where(offset >= 0, _dome_line(anatomy, 1, across), diaphragm)
+    diaphragm = np.minimum(diaphragm, anatomy.right_dome_y + 0.05)
+    abdomen = _ramp(y - diaphragm, 0.02)
+    attenuation += 0.15 * abdomen * depth
 
     lungs = _lung_field(x, y, anatomy, -1, edge) + _lung_field(x, y, anatomy, 1, edge)
     heart_scale = 1.1 if study.view == "AP" else 1.0  # AP films magnify the heart
-    heart = np.maximum(
-        _ramp(
-            1
-            - _ellipse(
-                x,
-                y,
-                anatomy.heart_x,
-                anatomy.heart_y,
-                anatomy.heart_rx * heart_scale,
-                anatomy.heart_ry * heart_scale,
-                angle=0.35,
-            ),
-            0.08,
-        ),
-        _ramp(
-            1
-            - _ellipse(
-                x, y, anatomy.midline - 0.05, anatomy.heart_y - 0.01, 0.07, 0.09
-            ),
-            0.1,
-        ),
+    left_ventricle = _ellipse(
+        x,
+        y,
+        anatomy.heart_x,
+        anatomy.heart_y,
+        anatomy.heart_rx * heart_scale,
+        anatomy.heart_ry * heart_scale,
+        angle=0.45,
     )
-    mediastinum = _ramp(0.065 + 0.03 * y - np.abs(x - anatomy.midline), 0.02) * _ramp(
-        anatomy.heart_y - y, 0.1
+    right_atrium = _ellipse(
+        x, y, anatomy.midline - 0.05, anatomy.heart_y - 0.01, 0.065, 0.09
     )
-    aortic_knob = _ramp(
-        1 - _ellipse(x, y, anatomy.midline + 0.055, 0.36, 0.035, 0.03), 0.2
-    )
-    central = np.maximum(np.maximum(heart, mediastinum), aortic_knob)
+    heart = np.maximum(_ramp(1 - left_ventricle, 0.06), _ramp(1 - right_atrium, 0.08))
+    mediastinum = _ramp(0.05 + 0.03 * y - across, 0.02)
+    aortic_knob = _ellipse(x, y, anatomy.midline + 0.055, 0.36, 0.035, 0.03)
+    central = np.maximum(np.maximum(heart, mediastinum), _ramp(1 - aortic_knob, 0.2))
+    central *= 1 - abdomen  # the heart's lower border melts into the diaphragm
 
     # Lungs are darkest in their depth, lighter at the edges and behind the heart.
     lung_depth = cv2.GaussianBlur(lungs, (0, 0), 0.04 * size)
+    lung_depth /= lung_depth.max() + 1e-6
     texture = _upsample(anatomy.texture, size)
-    air = lungs * (0.55 + 0.45 * lung_depth / (lung_depth.max() + 1e-6))
-    air *= 0.92 + 0.08 * texture
-    attenuation -= anatomy.lung_air * air * (1 - 0.75 * central)
-    attenuation += 0.2 * central
+    air = lungs * (0.6 + 0.4 * lung_depth) * (0.88 + 0.12 * texture)
+    air *= 1 - 0.75 * central
+    attenuation -= anatomy.lung_air * air
+    attenuation += _FILLED_LUNG * central
+    trachea = _ramp(0.014 - across, 0.008) * _ramp(0.37 - y, 0.03)
+    attenuation -= 0.08 * trachea * depth
 
     # Bones: spine, posterior and anterior ribs, clavicles.
-    across = np.abs(x - anatomy.midline)
-    vertebrae = 0.75 + 0.25 * np.cos(
+    vertebrae = 0.85 + 0.15 * np.cos(
         2 * np.pi * (y - anatomy.rib_start_y) / anatomy.rib_spacing
     )
-    attenuation += 0.1 * _ramp(0.035 - across, 0.01) * vertebrae
-    attenuation += 0.11 * _draw_curves(size, _rib_curves(anatomy), 0.018) * depth
+    spine = _ramp(0.032 - across, 0.01) * vertebrae * depth
+    attenuation += 0.035 * spine * (1 - 0.5 * central)
+    behind_mediastinum = 1 - 0.8 * central
+    ribs = _draw_curves(size, _rib_curves(anatomy), 0.02)
+    attenuation += 0.065 * ribs * depth * behind_mediastinum
     attenuation += (
-        0.05 * _draw_curves(size, _anterior_rib_curves(anatomy), 0.02) * depth
+        0.03
+        * _draw_curves(size, _anterior_rib_curves(anatomy), 0.022)
+        * depth
+        * behind_mediastinum
     )
     clavicles = [
         np.array(
             [
-                (anatomy.midline + side * s, 0.115 - 0.12 * s + 0.25 * s * s)
-                for s in np.linspace(0.04, 0.3, 12)
+                (anatomy.midline + side * s, 0.15 - 0.25 * s + 0.2 * s * s)
+                for s in np.linspace(0.035, 0.3, 12)
             ]
         )
         for side in (-1, 1)
     ]
-    attenuation += 0.12 * _draw_curves(size, clavicles, 0.025)
+    attenuation += 0.08 * _draw_curves(size, clavicles, 0.024) * depth
 
     # Vessels and hila: faint branching markings inside the lungs.
-    tapers = [1.0] * len(anatomy.vessels)
-    vessels = _draw_curves(size, anatomy.vessels, 0.006, tapers)
+    vessels = _draw_curves(size, anatomy.vessels, 0.006)
     vessels = cv2.GaussianBlur(vessels, (0, 0), max(0.5, 0.004 * size))
-    attenuation += (
-        0.06 * vessels * lungs * (1 - 0.6 * lung_depth / (lung_depth.max() + 1e-6))
-    )
+    attenuation += 0.1 * vessels * lungs * (1 - 0.6 * lung_depth)
     for side in (-1, 1):
         hilum = 1 - _ellipse(x, y, anatomy.midline + side * 0.1, 0.43, 0.04, 0.06)
-        attenuation += 0.06 * _ramp(hilum, 1.0) * lungs
+        attenuation += 0.05 * _ramp(hilum, 1.0) * lungs
 
     if anatomy.has_gastric_bubble:
-        stomach_y = anatomy.right_dome_y + anatomy.left_dome_drop + 0.06
+        stomach_y = anatomy.right_dome_y + anatomy.left_dome_drop + 0.07
         bubble = _ellipse(x, y, anatomy.midline + 0.17, stomach_y, 0.045, 0.025)
-        attenuation -= 0.12 * _ramp(1 - bubble, 0.4)
-    return attenuation, lungs
+        attenuation -= 0.1 * _ramp(1 - bubble, 0.4)
+    return attenuation, lungs, air
 
 
 def _rib_curves(anatomy: _Anatomy) -> list:
     """Posterior ribs: out from the spine, a little up, then down the chest wall."""
     curves = []
     reach = anatomy.medial_gap + anatomy.lung_width + 0.05
-    spread = np.linspace(0.03, reach, 16)
+    spread = np.linspace(0.04, reach, 16)
     for index in range(10):
         start = anatomy.rib_start_y + index * anatomy.rib_spacing
         for side in (-1, 1):
-            rib_y = start - 0.016 + 1.5 * (spread - 0.13) ** 2 + 0.012 * index * spread
+            rib_y = start + 1.3 * (spread - 0.1) ** 2 + (0.06 + 0.01 * index) * spread
             curves.append(np.stack([anatomy.midline + side * spread, rib_y], axis=1))
     return curves
 
@@ -486,9 +494,11 @@ def _render_lesions(lesions: _Lesions, study: _Study, x, y, size) -> np.ndarray:
 
 def _render_study(anatomy, lesions, study, x, y, size, noise_rng):
     """One radiograph (uint8) and its lesion mask (0/255)."""
-    attenuation, lungs = _render_anatomy(anatomy, study, x, y, size)
+    attenuation, lungs, air = _render_anatomy(anatomy, study, x, y, size)
     lesion = _render_lesions(lesions, study, x, y, size) * np.clip(lungs, 0, 1)
-    attenuation = attenuation + lesions.opacity * lesion
+    # Fluid replaces air: filled lung is as dense as the heart, where it is in view.
+    filled = anatomy.lung_air * air + _FILLED_LUNG * np.clip(lungs, 0, 1)
+    attenuation = attenuation + lesions.fill * lesion * filled
 
     # Pose: the same small rotation and shift moves the body and its lesions.
     centre = (size / 2 - 0.5, size / 2 - 0.5)
@@ -506,11 +516,11 @@ def _render_study(anatomy, lesions, study, x, y, size, noise_rng):
     mask = np.where(lesion >= MASK_THRESHOLD, 255, 0).astype(np.uint8)
 
     # Exposure: film response, contrast, a gentle heel effect, quantum noise, blur.
-    image = np.clip(attenuation / 0.8, 0, 1) ** study.gamma
+    image = np.clip(attenuation / 0.85, 0, 1) ** study.gamma
     image = study.contrast * (image - 0.5) + 0.5 + study.brightness
     image += study.heel[0] * (x - 0.5) + study.heel[1] * (y - 0.5)
     image += study.noise * noise_rng.standard_normal(image.shape, dtype=np.float32)
-    image = cv2.GaussianBlur(image, (0, 0), max(0.6, 0.005 * size))
+    image = cv2.GaussianBlur(image, (0, 0), max(0.6, 0.0035 * size))
     image = np.clip(np.round(image * 255), 0, 255).astype(np.uint8)
     return image, mask
 

@@ -7,8 +7,12 @@ evaluation, ``metrics.json``, ``metrics.csv`` and ``report.html``.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
+import os
 import platform
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +20,7 @@ import pandas as pd
 
 from . import __version__
 from .data import CLASS_NAMES, dataset_from_arrays, ensure_phantoms, load_dataset, load_images, one_hot, split_by_patient
-from .errors import DataError
+from .errors import DataError, RunError
 from .explain import GradCAM, overlay_heatmap
 from .metrics import classification_metrics, metrics_to_json, metrics_wide
 from .models import build_classifier, get_backbone
@@ -25,11 +29,20 @@ from .report import (
     figure_to_png,
     plot_confusion_matrix,
     plot_image_grid,
+    plot_precision_recall_curves,
+    plot_reliability_diagram,
     plot_roc_curves,
     plot_training_curves,
     write_html_report,
 )
-from .train import class_weights, predict_probabilities, seed_everything, train_two_stage
+from .train import (
+    EpochBatches,
+    TrainingCheckpoint,
+    class_weights,
+    predict_probabilities,
+    seed_everything,
+    train_two_stage,
+)
 
 
 def _say(step: str, progress: bool) -> None:
@@ -46,78 +59,183 @@ def _refuse_inside(out: Path, data: Path) -> None:
         )
 
 
+RUN_FORMAT = 1  # bump when the layout or the meaning of a RUN folder changes
+TRAINING_SETTINGS = (
+    "backbone", "image_size", "batch_size", "head_epochs", "fine_tune_epochs", "fine_tune_layers", "seed",
+)
+
+
+def file_digest(path) -> str:
+    """SHA-1 of a file's bytes: finds the same image under another name or in another folder."""
+    return hashlib.sha1(Path(path).read_bytes()).hexdigest()
+
+
+def _write_json(path: Path, content: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(content, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def read_run_config(run) -> dict:
+    """``config.json`` of a RUN folder, or a :class:`RunError` that says what to do."""
+    run = Path(run)
+    if not run.is_dir():
+        raise RunError(f"{run}: no such RUN folder. Train one with `covid-tutorial train DATA --out {run}`.")
+    path = run / "config.json"
+    if not path.is_file():
+        raise RunError(
+            f"{run}: not a RUN folder (no config.json). Give the folder that `covid-tutorial train "
+            "--out` wrote, or train one."
+        )
+    try:
+        config = json.loads(path.read_text())
+    except ValueError as err:
+        raise RunError(f"{path}: unreadable ({err}). Train the run again.") from None
+    made_by = config.get("versions", {}).get("covid_tutorial", "an unknown version")
+    run_format = config.get("run_format")
+    if not isinstance(run_format, int) or run_format > RUN_FORMAT:
+        raise RunError(
+            f"{run}: made by covid_tutorial {made_by} (RUN format {run_format}); this is covid_tutorial "
+            f"{__version__}, which reads RUN format {RUN_FORMAT}. Train it again with this version, or "
+            f"install covid_tutorial {made_by} to use it."
+        )
+    return config
+
+
+def _resolve_settings(profile, requested: dict) -> dict:
+    spec = get_backbone(requested["backbone"] or "resnet50")
+    size = requested["image_size"] or profile.image_size or spec.native_size
+    return {
+        "backbone": spec.name,
+        "image_size": size,
+        "batch_size": requested["batch_size"] or profile.batch_size,
+        "head_epochs": profile.head_epochs if requested["head_epochs"] is None else requested["head_epochs"],
+        "fine_tune_epochs": (
+            profile.fine_tune_epochs if requested["fine_tune_epochs"] is None else requested["fine_tune_epochs"]
+        ),
+        "fine_tune_layers": requested["fine_tune_layers"],
+        "seed": requested["seed"] if requested["seed"] is not None else 0,
+        "weights": profile.weights,
+        "learning_rate": profile.learning_rate,
+        "profile": profile.name,
+        "bootstrap_rounds": profile.bootstrap_rounds,
+    }
+
+
+def _settings_for_resume(out: Path, requested: dict) -> dict:
+    config = read_run_config(out)
+    if config.get("status") == "complete":
+        raise RunError(
+            f"{out}: this run finished training; there is nothing to resume. Evaluate it "
+            f"(`covid-tutorial evaluate {out} DATA`) or train a new run in another folder."
+        )
+    settings = config["training"]
+    if requested["backbone"] is not None:
+        requested = {**requested, "backbone": get_backbone(requested["backbone"]).name}
+    clashes = [
+        f"{key} {requested[key]} (the run has {settings[key]})"
+        for key in TRAINING_SETTINGS
+        if requested.get(key) is not None and requested[key] != settings[key]
+    ]
+    if clashes:
+        raise RunError(
+            f"{out}: --resume continues a run with its own settings, but you asked for "
+            + ", ".join(clashes)
+            + ". Leave those options out to resume, or train a new run in another folder."
+        )
+    return settings
+
+
 def train_run(
     data,
     out,
     *,
-    backbone: str = "resnet50",
+    backbone: str | None = None,
     profile=None,
     image_size: int | None = None,
     batch_size: int | None = None,
     head_epochs: int | None = None,
     fine_tune_epochs: int | None = None,
     fine_tune_layers: int | None = None,
-    seed: int = 0,
+    seed: int | None = None,
     label_map: dict | None = None,
     progress: bool = True,
+    image_dir=None,
+    unmapped: str = "error",
+    resume: bool = False,
+    overwrite: bool = True,
+    checkpoints: bool = True,
+    evaluate: bool = False,
+    callbacks: tuple | list = (),
 ) -> dict:
-    """Load ``data``, split it by patient, train a classifier and save a RUN folder in ``out``."""
+    """Load ``data``, split it by patient, train a classifier and save a RUN folder in ``out``.
+
+    The RUN holds ``config.json`` (classes, image size, preprocessing, backbone, training
+    settings, versions), ``splits.csv`` (every image with its patient, split and content
+    digest), ``history.csv`` and ``model.keras``; with ``evaluate=True`` also the scores on
+    the held-out test patients (:func:`write_evaluation`). While training,
+    ``checkpoint/`` holds the last epoch's state; ``resume=True`` continues from it with
+    the settings of the interrupted run and reaches the same weights an uninterrupted run
+    would have (the folder is removed when training ends). ``overwrite=False`` refuses to
+    start over in a folder that holds a run. Defaults come from the profile; the backbone's
+    default is ResNet50 and the seed's 0.
+    """
     import keras
     import tensorflow as tf
 
     profile = get_profile(profile)
-    spec = get_backbone(backbone)
-    out = Path(out)
-    _refuse_inside(out, Path(data))
+    out, data = Path(out), Path(data)
+    _refuse_inside(out, data)
+    checkpoint_dir = out / "checkpoint"
+    requested = {
+        "backbone": backbone, "image_size": image_size, "batch_size": batch_size, "head_epochs": head_epochs,
+        "fine_tune_epochs": fine_tune_epochs, "fine_tune_layers": fine_tune_layers, "seed": seed,
+    }
+    if resume:
+        if not checkpoints:
+            raise ValueError("resume=True needs checkpoints=True")
+        settings = _settings_for_resume(out, requested)
+    else:
+        if not overwrite and ((out / "config.json").exists() or checkpoint_dir.exists()):
+            state = "an unfinished training" if checkpoint_dir.exists() else "a run"
+            raise RunError(
+                f"{out}: the folder already holds {state}. Add --resume to continue it, --overwrite to "
+                "start again from scratch, or choose another --out."
+            )
+        settings = _resolve_settings(profile, requested)
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)  # never resume an older run by accident
+    spec = get_backbone(settings["backbone"])
+    size, batch_size, seed = settings["image_size"], settings["batch_size"], settings["seed"]
     out.mkdir(parents=True, exist_ok=True)
-    size = image_size or profile.image_size or spec.native_size
-    batch_size = batch_size or profile.batch_size
+
     _say(f"Loading {data}", progress)
-    table = split_by_patient(load_dataset(data, label_map=label_map), seed=seed)
+    table = split_by_patient(load_dataset(data, image_dir, label_map=label_map, unmapped=unmapped), seed=seed)
     class_names = [name for name in CLASS_NAMES if name in set(table["label"])]
     images, table = load_images(table, size, progress=progress)
     table = table.reset_index(drop=True)
-    table.to_csv(out / "splits.csv", index=False)
+    table.insert(4, "sha1", [file_digest(path) for path in table["path"]])
+    if resume:
+        _check_same_split(out, table)
+    else:
+        table.to_csv(out / "splits.csv", index=False)
     counts = table.groupby(["split", "label"]).size().unstack(fill_value=0)
     if progress:
         print(counts.to_string(), flush=True)
 
-    seed_everything(seed)
-    _say(f"Building {spec.name} at {size}px (weights: {profile.weights})", progress)
-    model = build_classifier(spec.name, len(class_names), size, weights=profile.weights, seed=seed)
-    part = {name: (table["split"] == name).to_numpy() for name in ("train", "val")}
-    labels = one_hot(table["label"], class_names)
-    train_ds = dataset_from_arrays(
-        images[part["train"]], labels[part["train"]], batch_size=batch_size, training=True, seed=seed
-    )
-    val_ds = dataset_from_arrays(images[part["val"]], labels[part["val"]], batch_size=batch_size)
-    _say("Training", progress)
-    history = train_two_stage(
-        model,
-        train_ds,
-        val_ds,
-        pretrained=profile.weights is not None,
-        head_epochs=head_epochs if head_epochs is not None else profile.head_epochs,
-        fine_tune_epochs=fine_tune_epochs if fine_tune_epochs is not None else profile.fine_tune_epochs,
-        learning_rate=profile.learning_rate,
-        class_weight=class_weights(table.loc[part["train"], "label"], class_names),
-        fine_tune_layers=fine_tune_layers,
-        out_dir=out,
-        verbose="auto" if progress else 0,
-    )
-    history.to_csv(out / "history.csv", index=False)
-    model.save(out / "model.keras")
     config = {
+        "run_format": RUN_FORMAT,
+        "status": "training",
         "class_names": class_names,
         "backbone": spec.name,
         "image_size": size,
+        "input": "raw RGB in 0..255 (grayscale repeated over 3 channels); scaling is inside the model",
         "preprocessing": spec.preprocessing,
         "resize": "pad to square with black, then resize (cv2.INTER_AREA)",
-        "weights": profile.weights,
-        "profile": profile.name,
+        "weights": settings["weights"],
+        "profile": settings["profile"],
         "seed": seed,
         "batch_size": batch_size,
-        "trainable_parameters": history.attrs.get("trainable_parameters"),
+        "training": settings,
         "data": str(data),
         "versions": {
             "covid_tutorial": __version__,
@@ -126,8 +244,83 @@ def train_run(
             "python": platform.python_version(),
         },
     }
-    (out / "config.json").write_text(json.dumps(config, indent=2, default=str))
-    return {"model": model, "table": table, "images": images, "history": history, "config": config}
+    _write_json(out / "config.json", config)
+
+    part = {name: (table["split"] == name).to_numpy() for name in ("train", "val")}
+    labels = one_hot(table["label"], class_names)
+    fingerprint = {
+        **{key: settings[key] for key in TRAINING_SETTINGS},
+        "class_names": class_names,
+        "training_images": hashlib.sha1("".join(table.loc[part["train"], "sha1"]).encode()).hexdigest(),
+    }
+    checkpoint = TrainingCheckpoint(checkpoint_dir, fingerprint) if checkpoints else None
+    seed_everything(seed)
+    if resume:
+        checkpoint.load()
+        _say(f"Resuming {spec.name} from the checkpoint after {checkpoint.describe()}", progress)
+        model = checkpoint.load_model()
+    else:
+        _say(f"Building {spec.name} at {size}px (weights: {settings['weights']})", progress)
+        model = build_classifier(spec.name, len(class_names), size, weights=settings["weights"], seed=seed)
+    train_batches = EpochBatches(images[part["train"]], labels[part["train"]], batch_size=batch_size, seed=seed)
+    val_ds = dataset_from_arrays(images[part["val"]], labels[part["val"]], batch_size=batch_size)
+    _say("Training", progress)
+    history = train_two_stage(
+        model,
+        train_batches,
+        val_ds,
+        pretrained=settings["weights"] is not None,
+        head_epochs=settings["head_epochs"],
+        fine_tune_epochs=settings["fine_tune_epochs"],
+        learning_rate=settings["learning_rate"],
+        class_weight=class_weights(table.loc[part["train"], "label"], class_names),
+        fine_tune_layers=settings["fine_tune_layers"],
+        out_dir=out,
+        verbose="auto" if progress else 0,
+        checkpoint=checkpoint,
+        callbacks=callbacks,
+    )
+    history.to_csv(out / "history.csv", index=False)
+    _inference_copy(model).save(out / "model.keras")
+    trainable = history.attrs.get("trainable_parameters")
+    if isinstance(trainable, (int, np.integer)):
+        trainable = {str(history["stage"].iloc[0]): int(trainable)}
+    config.update(status="complete", trainable_parameters=trainable, epochs_trained=len(history))
+    _write_json(out / "config.json", config)
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)  # a finished run has nothing to resume
+    result = {"model": model, "table": table, "images": images, "history": history, "config": config}
+    if evaluate:
+        _say("Evaluating on held-out patients", progress)
+        evaluation = evaluate_split(
+            model, images, table, class_names, n_bootstrap=settings["bootstrap_rounds"], seed=seed
+        )
+        write_evaluation(out, evaluation, class_names, {"data": str(data), "scored": "the RUN's test split"})
+        result["evaluation"] = evaluation
+        if progress:
+            print(metrics_wide(evaluation["metrics"]).to_string(), flush=True)
+    _say(f"RUN folder: {out.resolve()}", progress)
+    return result
+
+
+def _check_same_split(out: Path, table: pd.DataFrame) -> None:
+    saved = pd.read_csv(out / "splits.csv", dtype=str, keep_default_na=False)
+    same = len(saved) == len(table) and (saved["sha1"].to_numpy() == table["sha1"].to_numpy()).all() and (
+        saved["split"].to_numpy() == table["split"].to_numpy()
+    ).all()
+    if not same:
+        raise RunError(
+            f"{out}: the data differ from those the interrupted run started with (splits.csv). Resume "
+            "with the same DATA, or train a new run in another folder."
+        )
+
+
+def _inference_copy(model):
+    """The model without its optimizer state: a third of the size on disk after full training."""
+    import keras
+
+    copy = keras.Model.from_config(model.get_config())  # not compiled: no optimizer to save
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def evaluate_split(model, images, table, class_names, *, split="test", n_bootstrap=1000, seed=0) -> dict:
@@ -150,6 +343,174 @@ def evaluate_split(model, images, table, class_names, *, split="test", n_bootstr
         "images": images[rows],
         "table": subset,
     }
+
+
+def write_evaluation(out, evaluation: dict, class_names, extra: dict | None = None) -> dict:
+    """Write an evaluation into ``out``: metrics.json and metrics.csv (values with 95% CIs
+    over patients), predictions.csv (one row per image) and figures/ (confusion matrix,
+    ROC, precision-recall, reliability diagram). Returns the metrics.json content."""
+    out = Path(out)
+    figures = out / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    metrics = evaluation["metrics"]
+    metrics.to_csv(out / "metrics.csv", index=False)
+    summary = {**metrics_to_json(metrics, evaluation["confusion"], class_names), **(extra or {})}
+    _write_json(out / "metrics.json", summary)
+    probabilities = evaluation["probabilities"]
+    predictions = evaluation["table"][["path", "label", "patient_id"]].reset_index(drop=True)
+    predictions["predicted"] = [class_names[k] for k in probabilities.argmax(1)]
+    for k, name in enumerate(class_names):
+        predictions[f"p_{name}"] = probabilities[:, k]
+    predictions.to_csv(out / "predictions.csv", index=False)
+    y_true = evaluation["y_true"]
+    plots = {
+        "confusion_matrix": plot_confusion_matrix(evaluation["confusion"], class_names),
+        "roc_curves": plot_roc_curves(y_true, probabilities, class_names),
+        "precision_recall": plot_precision_recall_curves(y_true, probabilities, class_names),
+        "reliability": plot_reliability_diagram(y_true, probabilities),
+    }
+    for name, fig in plots.items():
+        figure_to_png(fig, figures / f"{name}.png")
+    return summary
+
+
+@dataclasses.dataclass
+class LoadedRun:
+    """A trained RUN folder: its configuration and its model (loaded in Keras safe mode)."""
+
+    folder: Path
+    config: dict
+    model: object
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.config["class_names"])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.config["image_size"])
+
+
+def load_run(run) -> LoadedRun:
+    """Load a RUN folder made by ``covid-tutorial train``, checking that it is complete, was
+    made by a compatible version and that its files agree; else a :class:`RunError` that
+    says what to do."""
+    import keras
+
+    run = Path(run)
+    config = read_run_config(run)
+    path = run / "model.keras"
+    if config.get("status") != "complete" or not path.is_file():
+        if (run / "checkpoint" / "state.json").is_file():
+            raise RunError(
+                f"{run}: training was interrupted before it finished. Continue it with "
+                f"`covid-tutorial train {config.get('data', 'DATA')} --out {run} --resume`."
+            )
+        raise RunError(f"{run}: no trained model (model.keras). Train the run again.")
+    made_with = str(config.get("versions", {}).get("keras", "?"))
+    if made_with.split(".")[0] != keras.__version__.split(".")[0]:
+        raise RunError(
+            f"{run}: made with Keras {made_with}; this is Keras {keras.__version__}, which cannot read "
+            "it reliably. Train the run again here, or use the Keras version that made it."
+        )
+    try:
+        model = keras.models.load_model(path, safe_mode=True, compile=False)
+    except Exception as err:  # truncated file, unknown layer, lambda refused by safe mode
+        raise RunError(
+            f"{path}: cannot be loaded ({type(err).__name__}: {str(err).splitlines()[0][:300]}). It was made "
+            f"with Keras {made_with} and covid_tutorial {config.get('versions', {}).get('covid_tutorial')}; "
+            "train the run again with this version."
+        ) from None
+    outputs, classes = model.output_shape[-1], len(config["class_names"])
+    if outputs != classes:
+        raise RunError(
+            f"{run}: config.json lists {classes} classes {config['class_names']} but model.keras "
+            f"predicts {outputs}; the folder mixes files of different runs. Train the run again."
+        )
+    if tuple(model.input_shape[1:3]) != (config["image_size"], config["image_size"]):
+        raise RunError(
+            f"{run}: config.json says {config['image_size']} px but model.keras takes "
+            f"{model.input_shape[1:3]}; the folder mixes files of different runs. Train the run again."
+        )
+    return LoadedRun(run, config, model)
+
+
+def evaluate_run(
+    run,
+    data,
+    *,
+    image_dir=None,
+    label_map: dict | None = None,
+    unmapped: str = "error",
+    out=None,
+    n_bootstrap: int | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
+    """Score a trained RUN on ``data`` (any dataset the loader reads) and write the results.
+
+    Images the RUN was trained or validated on (same file content, whatever their name)
+    are left out, so scoring the training data scores only its held-out test patients.
+    Writes :func:`write_evaluation` into ``out`` (default: the RUN folder).
+    """
+    from .predict import Predictor
+
+    loaded = run if isinstance(run, LoadedRun) else load_run(run)
+    class_names = loaded.class_names
+    out = Path(out) if out is not None else loaded.folder
+    _say(f"Loading {data}", progress)
+    table = load_dataset(data, image_dir, label_map=label_map, unmapped=unmapped)
+    unknown = sorted(set(table["label"]) - set(class_names))
+    if unknown:
+        raise DataError(
+            f"{data}: labels {unknown} are not among the {len(class_names)} classes this RUN was trained on "
+            f"({class_names}). Evaluate on data with those classes, drop the others with a label map, "
+            "or train a run that knows them."
+        )
+    table["sha1"] = [file_digest(path) for path in table["path"]]
+    splits_file = loaded.folder / "splits.csv"
+    seen: set = set()
+    if splits_file.is_file():
+        splits = pd.read_csv(splits_file, dtype=str, keep_default_na=False)
+        if "sha1" in splits:
+            seen = set(splits.loc[splits["split"].isin(["train", "val"]), "sha1"])
+    used = table["sha1"].isin(seen)
+    if used.all():
+        raise DataError(
+            f"{data}: every image was used to train or validate this RUN, so no score on them would be "
+            "honest. Evaluate on the RUN's training data (its test patients are kept) or on other data."
+        )
+    if used.any():
+        _say(f"Left out {int(used.sum())} image(s) the RUN was trained or validated on; scoring the other "
+             f"{int((~used).sum())} (held-out patients).", progress)
+    images, table = load_images(table[~used], loaded.image_size, progress=progress)
+    table = table.reset_index(drop=True)
+    probabilities = Predictor(loaded.model, class_names, loaded.image_size).predict_arrays(images)
+    from sklearn.metrics import confusion_matrix
+
+    y_true = np.array([class_names.index(label) for label in table["label"]])
+    rounds = n_bootstrap if n_bootstrap is not None else loaded.config.get("training", {}).get("bootstrap_rounds", 1000)
+    metrics = classification_metrics(
+        y_true, probabilities, class_names, groups=table["patient_id"], n_bootstrap=rounds, seed=seed
+    )
+    evaluation = {
+        "metrics": metrics,
+        "confusion": confusion_matrix(y_true, probabilities.argmax(1), labels=range(len(class_names))),
+        "y_true": y_true,
+        "probabilities": probabilities,
+        "images": images,
+        "table": table,
+    }
+    scored = "held-out images of the RUN's own data" if used.any() else "all images (not used in training)"
+    write_evaluation(out, evaluation, class_names, {"data": str(data), "scored": scored, "left_out": int(used.sum())})
+    if progress:
+        print(
+            f"Scores on {metrics.attrs['n_images']} images of {metrics.attrs['n_patients']} patients, "
+            f"95% bootstrap CI over patients ({rounds} rounds):"
+        )
+        print(metrics_wide(metrics).to_string(), flush=True)
+    _say(f"Wrote metrics.json, metrics.csv, predictions.csv and figures/ to {out.resolve()}", progress)
+    return evaluation
 
 
 def gradcam_gallery(model, evaluation, class_names, per_class: int = 2):

@@ -6,10 +6,18 @@ restores the best validation weights, class weights against imbalance, a seed fo
 everything, and the history saved as CSV. Transfer learning runs in two stages:
 the new head on a frozen backbone, then the top blocks fine-tuned at a tenth of the
 learning rate with BatchNorm kept in inference mode.
+
+Training can be stopped and resumed with the same result: :class:`EpochBatches` makes
+each epoch's batch order a function of (seed, stage, epoch) alone, and
+:class:`TrainingCheckpoint` saves at every epoch end everything the next epoch depends
+on (weights, optimizer state, the callbacks' counters, the random generators' state).
 """
 
 from __future__ import annotations
 
+import json
+import math
+import os
 from pathlib import Path
 
 import keras
@@ -17,7 +25,8 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.class_weight import compute_class_weight
 
-from .models import set_trainable_stage
+from .errors import RunError
+from .models import count_trainable_parameters, set_trainable_stage
 
 LABEL_SMOOTHING = 0.1
 FINE_TUNE_LR_FACTOR = 0.1
@@ -65,6 +74,263 @@ def training_callbacks(out_dir: Path | None, patience: int = 6, verbose: int = 0
     return callbacks
 
 
+class EpochBatches:
+    """Training batches whose order is a function of (seed, stage, epoch) alone.
+
+    A ``tf.data`` shuffle draws each epoch's order from the iterator's history, so a
+    run resumed from a checkpoint would see other batches than the run it continues.
+    Here epoch ``e`` of stage ``s`` uses the permutation drawn by
+    ``np.random.default_rng([seed, s, e])``: resume at any epoch, same batches.
+    ``images`` are uint8 grayscale (n, size, size); each batch becomes float32 RGB in
+    0..255, as :func:`covid_tutorial.data.dataset_from_arrays` makes them.
+    """
+
+    def __init__(self, images, labels, *, batch_size: int = 16, seed: int = 0):
+        self.images = np.asarray(images, dtype=np.uint8)
+        self.labels = np.asarray(labels, dtype=np.float32)
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(len(self) / self.batch_size)
+
+    def order(self, epoch: int, stage_index: int = 0) -> np.ndarray:
+        """The image indices of one epoch, in the order they are batched."""
+        return np.random.default_rng([self.seed, stage_index, epoch]).permutation(len(self))
+
+    def dataset(self, initial_epoch: int, epochs: int, stage_index: int = 0):
+        """Batches of epochs ``initial_epoch`` to ``epochs - 1``, one after another; give
+        ``model.fit`` ``steps_per_epoch=self.steps_per_epoch`` with it."""
+        import tensorflow as tf
+
+        orders = np.array(
+            [self.order(e, stage_index) for e in range(initial_epoch, epochs)], dtype=np.int64
+        ).reshape(-1, len(self))
+        images = tf.constant(self.images[..., None])
+        labels = tf.constant(self.labels)
+
+        def gather(index):
+            batch = tf.image.grayscale_to_rgb(tf.cast(tf.gather(images, index), tf.float32))
+            return batch, tf.gather(labels, index)
+
+        batches = tf.data.Dataset.from_tensor_slices(orders).flat_map(
+            lambda order: tf.data.Dataset.from_tensor_slices(order).batch(self.batch_size)
+        )
+        return batches.map(gather).prefetch(tf.data.AUTOTUNE)
+
+
+def _finite_or_none(value):
+    return None if value is None or not np.isfinite(value) else float(value)
+
+
+def _seed_generator_states(model: keras.Model) -> dict[str, list]:
+    """The state of every random generator in ``model`` (augmentation, dropout), by layer."""
+    return {
+        layer.name: [np.asarray(v.numpy()).tolist() for v in layer.variables if v.name == "seed_generator_state"]
+        for layer in model.layers
+        if any(v.name == "seed_generator_state" for v in layer.variables)
+    }
+
+
+def _set_seed_generator_states(model: keras.Model, states: dict[str, list]) -> None:
+    for name, values in states.items():
+        variables = [v for v in model.get_layer(name).variables if v.name == "seed_generator_state"]
+        for variable, value in zip(variables, values):
+            variable.assign(np.asarray(value, dtype=variable.dtype))
+
+
+class TrainingCheckpoint:
+    """Everything an exact resume needs, saved in ``folder`` at every epoch end.
+
+    - ``model-S-E.keras``: weights and optimizer state (Adam's moments, step count and
+      current learning rate) after epoch E of stage S;
+    - ``best-S-E.npz``: the best weights so far, which EarlyStopping restores at the end;
+    - ``state.json``, written last and atomically, so that it only ever names complete
+      files: stage, epoch, history, the counters of ReduceLROnPlateau and EarlyStopping,
+      and the state of the model's random generators (augmentation, dropout), which
+      ``model.keras`` does not store.
+
+    ``fingerprint`` holds the settings a resume must share with the run it continues.
+    """
+
+    STATE_FILE = "state.json"
+
+    def __init__(self, folder, fingerprint: dict | None = None):
+        self.folder = Path(folder)
+        self.fingerprint = json.loads(json.dumps(fingerprint or {}, default=str))
+        self.state: dict | None = None
+
+    # ---------------------------------------------------------------- reading
+
+    def exists(self) -> bool:
+        return (self.folder / self.STATE_FILE).is_file()
+
+    def load(self) -> "TrainingCheckpoint":
+        """Read ``state.json``; from now on training continues where it stopped."""
+        path = self.folder / self.STATE_FILE
+        if not path.is_file():
+            raise RunError(
+                f"{self.folder}: no training checkpoint to resume from. Start the training "
+                "without --resume."
+            )
+        try:
+            state = json.loads(path.read_text())
+        except (OSError, ValueError) as err:
+            raise RunError(f"{path}: unreadable checkpoint state ({err}). Start the training again.") from None
+        saved = state.get("fingerprint", {})
+        changed = {
+            key: (saved.get(key), value) for key, value in self.fingerprint.items() if saved.get(key) != value
+        }
+        if changed:
+            detail = "; ".join(f"{k}: was {old!r}, now {new!r}" for k, (old, new) in changed.items())
+            raise RunError(
+                f"{self.folder}: cannot resume, the settings differ from the interrupted run ({detail}). "
+                "Resume with the same settings, or start a new run in another folder."
+            )
+        self.state = state
+        return self
+
+    def load_model(self) -> keras.Model:
+        """The checkpoint's model, compiled with its optimizer state (Keras safe mode on)."""
+        path = self.folder / self.state["files"]["model"]
+        try:
+            model = keras.models.load_model(path, safe_mode=True)
+        except Exception as err:  # a truncated file, another Keras version
+            raise RunError(f"{path}: cannot load the checkpoint ({err}). Start the training again.") from None
+        _set_seed_generator_states(model, self.state["seed_generators"])
+        return model
+
+    def stage_done(self, stage_index: int) -> bool:
+        if self.state is None:
+            return False
+        return self.state["stage_index"] > stage_index or (
+            self.state["stage_index"] == stage_index and self.state["stage_done"]
+        )
+
+    def resumes_inside(self, stage_index: int) -> bool:
+        return self.state is not None and self.state["stage_index"] == stage_index and not self.state["stage_done"]
+
+    def history(self, stage_index: int) -> pd.DataFrame:
+        return pd.DataFrame(self.state["history"][stage_index])
+
+    def describe(self) -> str:
+        if self.state is None:
+            return "no checkpoint"
+        where = "end" if self.state["stage_done"] else f"epoch {self.state['epoch'] + 1}"
+        return f"stage '{self.state['stage']}' ({where})"
+
+    # ---------------------------------------------------------------- writing
+
+    def callback(self, stage: str, stage_index: int, trainable: int, watched: list) -> keras.callbacks.Callback:
+        """A callback that saves this checkpoint at every epoch end (put it after ``watched``)."""
+        return _CheckpointCallback(self, stage, stage_index, trainable, watched)
+
+    def save(
+        self, model, *, stage, stage_index, epoch, stage_done, rows, trainable,
+        callbacks=None, best_weights=None, best_epoch=None,
+    ):
+        previous = self.state or {"history": [], "trainable_parameters": {}, "files": {}}
+        history = [list(r) for r in previous["history"][:stage_index]] + [list(rows)]
+        self.folder.mkdir(parents=True, exist_ok=True)
+        files = {"model": f"model-{stage_index}-{epoch + 1:03d}{'-end' if stage_done else ''}.keras"}
+        model.save(self.folder / files["model"])
+        if best_weights is not None:  # written once per improvement, not every epoch
+            files["best_weights"] = f"best-{stage_index}-{best_epoch + 1:03d}.npz"
+            if not (self.folder / files["best_weights"]).is_file():
+                tmp = self.folder / f".tmp-{files['best_weights']}"
+                np.savez(tmp, *best_weights)
+                os.replace(tmp, self.folder / files["best_weights"])
+        state = {
+            "fingerprint": self.fingerprint,
+            "stage": stage,
+            "stage_index": stage_index,
+            "epoch": epoch,
+            "stage_done": stage_done,
+            "callbacks": callbacks or {},
+            "seed_generators": _seed_generator_states(model),
+            "trainable_parameters": {**previous["trainable_parameters"], stage: trainable},
+            "history": history,
+            "files": files,
+        }
+        tmp = self.folder / f".{self.STATE_FILE}.tmp"
+        tmp.write_text(json.dumps(state, indent=1))
+        os.replace(tmp, self.folder / self.STATE_FILE)
+        self.state = state
+        for old in self.folder.iterdir():  # files that the new state no longer names
+            if old.suffix in (".keras", ".npz") and old.name not in files.values():
+                old.unlink()
+
+    def best_weights(self) -> list | None:
+        name = self.state["files"].get("best_weights")
+        if name is None:
+            return None
+        with np.load(self.folder / name, allow_pickle=False) as saved:
+            return [saved[f"arr_{i}"] for i in range(len(saved.files))]
+
+
+class _CheckpointCallback(keras.callbacks.Callback):
+    """Restores the watched callbacks' counters on resume; saves the checkpoint each epoch."""
+
+    def __init__(self, checkpoint: TrainingCheckpoint, stage: str, stage_index: int, trainable: int, watched):
+        super().__init__()
+        self.checkpoint, self.stage, self.stage_index, self.trainable = checkpoint, stage, stage_index, trainable
+        self.reduce_lr = next(c for c in watched if isinstance(c, keras.callbacks.ReduceLROnPlateau))
+        self.early_stopping = next(c for c in watched if isinstance(c, keras.callbacks.EarlyStopping))
+        self.rows: list[dict] = []
+
+    def on_train_begin(self, logs=None):
+        # Runs after the watched callbacks reset themselves for a new fit.
+        if not self.checkpoint.resumes_inside(self.stage_index):
+            self.rows = []
+            return
+        state = self.checkpoint.state
+        self.rows = list(state["history"][self.stage_index])
+        saved = state["callbacks"]
+        self.reduce_lr.best = saved["reduce_lr"]["best"]
+        self.reduce_lr.wait = saved["reduce_lr"]["wait"]
+        self.reduce_lr.cooldown_counter = saved["reduce_lr"]["cooldown_counter"]
+        for key in ("best", "wait", "best_epoch", "stopped_epoch"):
+            setattr(self.early_stopping, key, saved["early_stopping"][key])
+        self.early_stopping.best_weights = self.checkpoint.best_weights()
+
+    def _callback_state(self) -> dict:
+        return {
+            "reduce_lr": {
+                "best": _finite_or_none(self.reduce_lr.best),
+                "wait": int(self.reduce_lr.wait),
+                "cooldown_counter": int(self.reduce_lr.cooldown_counter),
+            },
+            "early_stopping": {
+                "best": _finite_or_none(self.early_stopping.best),
+                "wait": int(self.early_stopping.wait),
+                "best_epoch": int(self.early_stopping.best_epoch),
+                "stopped_epoch": int(self.early_stopping.stopped_epoch),
+            },
+            "stopped": bool(self.model.stop_training),
+        }
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {"stage": self.stage, "epoch": epoch + 1}
+        row.update({key: float(value) for key, value in (logs or {}).items()})
+        self.rows.append(row)
+        self.checkpoint.save(
+            self.model,
+            stage=self.stage,
+            stage_index=self.stage_index,
+            epoch=epoch,
+            stage_done=False,
+            rows=self.rows,
+            trainable=self.trainable,
+            callbacks=self._callback_state(),
+            best_weights=self.early_stopping.best_weights,
+            best_epoch=self.early_stopping.best_epoch,
+        )
+
+
 def fit_stage(
     model: keras.Model,
     train_ds,
@@ -77,23 +343,63 @@ def fit_stage(
     fine_tune_layers: int | None = None,
     out_dir: Path | None = None,
     verbose: int | str = "auto",
+    checkpoint: TrainingCheckpoint | None = None,
+    stage_index: int = 0,
+    callbacks: tuple | list = (),
 ) -> pd.DataFrame:
-    """Set the trainable layers for ``stage``, recompile, fit; return the history as a table."""
-    trainable = set_trainable_stage(model, stage, fine_tune_layers)
-    compile_classifier(model, learning_rate)
+    """Set the trainable layers for ``stage``, recompile, fit; return the history as a table.
+
+    ``train_ds`` is a ``tf.data.Dataset`` or, for runs that can be resumed exactly, an
+    :class:`EpochBatches`. With a ``checkpoint`` every epoch end is saved there, and a
+    checkpoint that stopped inside this stage continues from its next epoch with the
+    model, optimizer and callback state it had. ``callbacks`` are added after ours.
+    """
+    if checkpoint is not None and checkpoint.stage_done(stage_index):  # finished before the interruption
+        table = checkpoint.history(stage_index)
+        table.attrs["trainable_parameters"] = checkpoint.state["trainable_parameters"][stage]
+        return table
+    resuming = checkpoint is not None and checkpoint.resumes_inside(stage_index)
+    if resuming:  # the checkpoint's model keeps this stage's trainable layers and optimizer
+        trainable = count_trainable_parameters(model)
+        stopped = checkpoint.state["callbacks"].get("stopped", False)
+        initial_epoch = epochs if stopped else checkpoint.state["epoch"] + 1
+    else:
+        trainable = set_trainable_stage(model, stage, fine_tune_layers)
+        compile_classifier(model, learning_rate)
+        initial_epoch = 0
     if verbose:
-        print(f"Stage '{stage}': {trainable:,} trainable parameters, learning rate {learning_rate:g}")
+        how = f"resuming after epoch {initial_epoch}" if resuming else f"learning rate {learning_rate:g}"
+        print(f"Stage '{stage}': {trainable:,} trainable parameters, {how}")
+    stage_callbacks = training_callbacks(None if checkpoint is not None else out_dir)
+    if checkpoint is not None:
+        stage_callbacks.append(checkpoint.callback(stage, stage_index, trainable, stage_callbacks))
+    stage_callbacks += list(callbacks)
+    if isinstance(train_ds, EpochBatches):
+        data = {"x": train_ds.dataset(initial_epoch, epochs, stage_index), "steps_per_epoch": train_ds.steps_per_epoch}
+    else:
+        data = {"x": train_ds}
     history = model.fit(
-        train_ds,
+        **data,
         validation_data=val_ds,
         epochs=epochs,
+        initial_epoch=initial_epoch,
         class_weight=class_weight,
-        callbacks=training_callbacks(out_dir),
+        callbacks=stage_callbacks,
+        shuffle=False,  # the order is the dataset's (EpochBatches, or its own shuffle)
         verbose=verbose,
     )
-    table = pd.DataFrame(history.history)
-    table.insert(0, "epoch", np.arange(1, len(table) + 1))
-    table.insert(0, "stage", stage)
+    if checkpoint is not None:  # EarlyStopping has restored the best weights: save them as the stage's end
+        done = checkpoint.state["history"] if checkpoint.state else []
+        rows = done[stage_index] if stage_index < len(done) else []
+        checkpoint.save(
+            model, stage=stage, stage_index=stage_index, epoch=len(rows) - 1, stage_done=True,
+            rows=rows, trainable=trainable,
+        )
+        table = checkpoint.history(stage_index)
+    else:
+        table = pd.DataFrame(history.history)
+        table.insert(0, "epoch", np.arange(1, len(table) + 1))
+        table.insert(0, "stage", stage)
     table.attrs["trainable_parameters"] = trainable
     return table
 
@@ -111,13 +417,19 @@ def train_two_stage(
     fine_tune_layers: int | None = None,
     out_dir: Path | None = None,
     verbose: int | str = "auto",
+    checkpoint: TrainingCheckpoint | None = None,
+    callbacks: tuple | list = (),
 ) -> pd.DataFrame:
     """Stage 1 then stage 2; without pretrained weights there is nothing to protect, so the
     whole network trains from the start ("full") and stage 2 is skipped.
 
-    Returns the joined history (a ``stage`` column tells the stages apart).
+    Returns the joined history (a ``stage`` column tells the stages apart). With a
+    loaded ``checkpoint`` (and ``train_ds`` an :class:`EpochBatches`), finished stages are
+    skipped and the interrupted one continues exactly where it stopped.
     """
-    common = dict(class_weight=class_weight, out_dir=out_dir, verbose=verbose)
+    common = dict(
+        class_weight=class_weight, out_dir=out_dir, verbose=verbose, checkpoint=checkpoint, callbacks=callbacks
+    )
     if not pretrained:
         return fit_stage(
             model, train_ds, val_ds, stage="full", epochs=head_epochs, learning_rate=learning_rate, **common
@@ -135,6 +447,7 @@ def train_two_stage(
                 epochs=fine_tune_epochs,
                 learning_rate=learning_rate * FINE_TUNE_LR_FACTOR,
                 fine_tune_layers=fine_tune_layers,
+                stage_index=1,
                 **common,
             )
         )

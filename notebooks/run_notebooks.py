@@ -286,7 +286,7 @@ def update_notebook_header(path: Path, results: list[dict]) -> bool:
         return False
     head, rest = cell.source.split(HEADER_START, 1)
     block, tail = rest.split(HEADER_END, 1)
-    lines = block.strip("\n").splitlines()
+    lines = [line for line in block.splitlines() if line.strip()]
     date = _dt.date.today().isoformat()
     for result in results:
         new = (
@@ -298,7 +298,7 @@ def update_notebook_header(path: Path, results: list[dict]) -> bool:
             lines.append(new)
         else:
             lines[index] = new
-    cell.source = f"{head}{HEADER_START}\n" + "\n".join(lines) + f"\n{HEADER_END}{tail}"
+    cell.source = f"{head}{HEADER_START}\n\n" + "\n".join(lines) + f"\n\n{HEADER_END}{tail}"
     nbformat.write(nb, path)
     return True
 

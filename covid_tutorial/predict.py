@@ -1,0 +1,395 @@
+"""Predict: the course's predictor for a trained RUN, decision thresholds, and a benchmark.
+
+``model.predict`` is made for datasets: every call builds a data adapter, an iterator,
+callbacks and a progress bar, then runs the network layer by layer with its weights
+read from variables. For one image at a time that is wasted work. :class:`Predictor`
+traces the model once into a TensorFlow graph and *freezes* it: the weights become
+constants, so TensorFlow's graph optimizer (Grappler) can fold each BatchNormalization's
+scale and shift into the convolution before it and drop the arithmetic it no longer
+needs. The result computes the same function (to float rounding) in fewer operations.
+XLA (``jit_compile``) is switched on only where it helps: on a GPU. On a CPU the
+benchmark measures it, next to the other variants, so you can see that it does not
+(``covid-tutorial bench predict RUN``; the figures are in docs/benchmarks.md).
+
+Thresholds: :func:`threshold_for_sensitivity` picks, on validation patients, the highest
+threshold on p(COVID-19) that reaches a target sensitivity; :func:`decide` applies it;
+:func:`operating_point` scores the decisions with bootstrap CIs over patients.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .data import pad_and_resize, read_image
+from .errors import DataError
+
+
+def gpu_available() -> bool:
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def _as_rgb_batch(images, size: int) -> np.ndarray:
+    """Float32 RGB (n, size, size, 3) in 0..255 from gray (n, h, w[, 1]) or RGB images."""
+    images = np.asarray(images)
+    if images.ndim == 2:
+        images = images[None]
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4 or images.shape[-1] not in (1, 3):
+        raise DataError(f"images must be (n, h, w), (n, h, w, 1) or (n, h, w, 3) arrays, not {images.shape}.")
+    if images.shape[1:3] != (size, size):
+        raise DataError(
+            f"images are {images.shape[1]}x{images.shape[2]} px but the model takes {size}x{size}; "
+            "resize them with covid_tutorial.data.pad_and_resize, or use Predictor.predict_files."
+        )
+    images = images.astype(np.float32)
+    return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
+
+
+class Predictor:
+    """A trained classifier compiled once for fast inference.
+
+    >>> predictor = Predictor.from_run("runs/resnet50")
+    >>> predictor.predict_files(["chest.png"])        # a table: predicted class, probabilities
+    >>> predictor.predict_arrays(images)              # (n, classes) probabilities
+
+    ``freeze=True`` (the default) turns the weights into graph constants (see the module
+    docstring); ``jit_compile`` defaults to XLA on a GPU and off on a CPU.
+    """
+
+    def __init__(self, model, class_names, image_size: int, *, freeze: bool = True, jit_compile: bool | None = None,
+                 batch_size: int = 32):
+        self.model = model
+        self.class_names = list(class_names)
+        self.image_size = int(image_size)
+        self.batch_size = int(batch_size)
+        self.freeze = freeze
+        self.jit_compile = gpu_available() if jit_compile is None else bool(jit_compile)
+        self._call = self._compile()
+
+    @classmethod
+    def from_run(cls, run, **options) -> "Predictor":
+        """Load a RUN folder (Keras safe mode, version and consistency checks) and compile it."""
+        from .pipeline import LoadedRun, load_run
+
+        loaded = run if isinstance(run, LoadedRun) else load_run(run)
+        predictor = cls(loaded.model, loaded.class_names, loaded.image_size, **options)
+        predictor.run = loaded
+        return predictor
+
+    def _compile(self):
+        import tensorflow as tf
+
+        spec = tf.TensorSpec((None, self.image_size, self.image_size, 3), tf.float32)
+        graph = tf.function(lambda images: self.model(images, training=False), input_signature=[spec])
+        if not self.freeze:
+            return tf.function(graph, input_signature=[spec], jit_compile=self.jit_compile)
+        from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+        frozen = convert_variables_to_constants_v2(graph.get_concrete_function())
+        if self.jit_compile:
+            return tf.function(lambda images: frozen(images)[0], input_signature=[spec], jit_compile=True)
+        return lambda images: frozen(images)[0]
+
+    def predict_arrays(self, images) -> np.ndarray:
+        """Class probabilities (n, classes) for images at the model's size: uint8 or float
+        in 0..255, grayscale (n, h, w) or RGB (n, h, w, 3)."""
+        import tensorflow as tf
+
+        batch = _as_rgb_batch(images, self.image_size)
+        parts = [
+            self._call(tf.constant(batch[start : start + self.batch_size])).numpy()
+            for start in range(0, len(batch), self.batch_size)
+        ]
+        return np.concatenate(parts) if parts else np.zeros((0, len(self.class_names)), np.float32)
+
+    def load_files(self, paths) -> np.ndarray:
+        """Read image files as the RUN's training did (grayscale, padded to a square, resized).
+        Every unreadable file is named in one :class:`DataError`; nothing is predicted then."""
+        images, problems = [], []
+        for path in paths:
+            try:
+                images.append(pad_and_resize(read_image(path), self.image_size))
+            except DataError as err:
+                problems.append(str(err))
+        if problems:
+            raise DataError(
+                f"{len(problems)} of {len(paths)} image(s) could not be read, so nothing was predicted: "
+                + " ".join(problems)
+            )
+        return np.stack(images) if images else np.zeros((0, self.image_size, self.image_size), np.uint8)
+
+    def predict_files(self, paths) -> pd.DataFrame:
+        """One row per file: ``image``, ``predicted`` and one probability column per class."""
+        paths = [str(p) for p in paths]
+        probabilities = self.predict_arrays(self.load_files(paths))
+        table = pd.DataFrame({"image": paths})
+        table["predicted"] = [self.class_names[k] for k in probabilities.argmax(axis=1)]
+        for k, name in enumerate(self.class_names):
+            table[name] = probabilities[:, k]
+        return table
+
+
+def save_gradcam_overlays(predictor: Predictor, paths, predicted, out_dir) -> list[Path]:
+    """Grad-CAM of each image's predicted class, blended over the image, as PNG files in ``out_dir``."""
+    import cv2
+
+    from .explain import GradCAM, overlay_heatmap
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    images = predictor.load_files(paths)
+    index = [predictor.class_names.index(name) for name in predicted]
+    heatmaps = GradCAM(predictor.model)(images, index)
+    written = []
+    for number, (path, image, heatmap, name) in enumerate(zip(paths, images, heatmaps, predicted)):
+        target = out_dir / f"{number:03d}_{Path(path).stem}_gradcam_{name}.png"
+        cv2.imwrite(str(target), cv2.cvtColor(overlay_heatmap(image, heatmap), cv2.COLOR_RGB2BGR))
+        written.append(target)
+    return written
+
+
+# ---------------------------------------------------------------- operating thresholds
+
+
+def threshold_for_sensitivity(positive, scores, target: float = 0.95) -> float:
+    """The highest threshold on ``scores`` at which at least ``target`` of the positives
+    score at or above it. Choose it on validation patients, then report it on test ones."""
+    from sklearn.metrics import roc_curve
+
+    positive = np.asarray(positive, dtype=bool)
+    if not positive.any():
+        raise DataError("no positive images to choose a threshold on; use a split that has some.")
+    _, tpr, thresholds = roc_curve(positive, np.asarray(scores, dtype=float), drop_intermediate=False)
+    reached = np.flatnonzero(tpr >= target)
+    return float(min(thresholds[reached[0]], 1.0))
+
+
+def decide(probabilities, class_names, *, positive: str = "COVID-19", threshold: float | None = None) -> np.ndarray:
+    """Predicted class indices: ``positive`` whenever p(positive) >= ``threshold``, else the
+    most probable other class. Without a threshold: the most probable class (argmax)."""
+    probabilities = np.asarray(probabilities, dtype=float)
+    if threshold is None:
+        return probabilities.argmax(axis=1)
+    k = list(class_names).index(positive)
+    others = probabilities.copy()
+    others[:, k] = -np.inf
+    return np.where(probabilities[:, k] >= threshold, k, others.argmax(axis=1))
+
+
+def _binary_rates(is_positive, said_positive) -> np.ndarray:
+    tp = np.sum(is_positive & said_positive)
+    fn = np.sum(is_positive & ~said_positive)
+    tn = np.sum(~is_positive & ~said_positive)
+    fp = np.sum(~is_positive & said_positive)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.array([tp / (tp + fn), tn / (tn + fp), tp / (tp + fp), tn / (tn + fn)], dtype=float)
+
+
+def operating_point(
+    y_true, probabilities, class_names, *, positive: str = "COVID-19", threshold: float | None = None,
+    groups=None, n_bootstrap: int = 1000, confidence: float = 0.95, seed: int = 0,
+) -> pd.DataFrame:
+    """Sensitivity, specificity, precision (PPV) and NPV of ``positive`` against the rest for
+    the decisions of :func:`decide`, with bootstrap CIs over ``groups`` (patients)."""
+    k = list(class_names).index(positive)
+    is_positive = np.asarray(y_true) == k
+    said_positive = decide(probabilities, class_names, positive=positive, threshold=threshold) == k
+    point = _binary_rates(is_positive, said_positive)
+    groups = np.arange(len(is_positive)) if groups is None else np.asarray(groups)
+    _, inverse = np.unique(groups, return_inverse=True)
+    rows_of = [np.flatnonzero(inverse == g) for g in range(inverse.max() + 1)]
+    rng = np.random.default_rng(seed)
+    rounds = []
+    for _ in range(n_bootstrap):
+        rows = np.concatenate([rows_of[g] for g in rng.integers(0, len(rows_of), len(rows_of))])
+        rounds.append(_binary_rates(is_positive[rows], said_positive[rows]))
+    alpha = (1 - confidence) / 2
+    with np.errstate(invalid="ignore"):
+        low = np.nanquantile(np.array(rounds), alpha, axis=0) if rounds else np.full(4, np.nan)
+        high = np.nanquantile(np.array(rounds), 1 - alpha, axis=0) if rounds else np.full(4, np.nan)
+    table = pd.DataFrame(
+        {"metric": ["sensitivity", "specificity", "precision", "npv"], "value": point, "ci_low": low, "ci_high": high}
+    )
+    table.attrs.update(threshold=threshold, positive=positive, n_images=len(is_positive), n_patients=len(rows_of))
+    return table
+
+
+# ---------------------------------------------------------------- benchmark
+
+
+def machine_description() -> str:
+    """CPU model, the cores this process may use, memory and GPUs, in one line."""
+    import psutil
+    import tensorflow as tf
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
+    memory = psutil.virtual_memory().total / 2**30
+    return (
+        f"{cpu}, {cores} CPU cores available, {memory:.0f} GiB memory, "
+        + (f"GPU: {', '.join(gpus)}" if gpus else "no GPU")
+        + f", {platform.system()} {platform.release()}"
+    )
+
+
+def _timed(function) -> float:
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+def benchmark_predict(
+    run, *, repeats: int = 30, batch_size: int = 16, batch_repeats: int = 5, warmup: int = 3, progress: bool = True
+) -> dict:
+    """Latency of one image and throughput of a batch: ``model.predict`` against compiled variants.
+
+    The variants are timed in turns (one call of each, then again), so that a machine
+    shared with other work slows them all alike; medians and the 10th-90th percentile
+    range are reported. The first call of each variant (tracing, freezing, compiling) is
+    timed apart. Weights do not change the arithmetic, so any trained RUN of a backbone
+    and image size gives that backbone's figures.
+    """
+    import keras
+    import tensorflow as tf
+
+    from . import __version__
+    from .pipeline import load_run
+
+    loaded = load_run(run)
+    model, size = loaded.model, loaded.image_size
+    rng = np.random.default_rng(0)
+    one = rng.integers(0, 256, (1, size, size)).astype(np.uint8)
+    many = rng.integers(0, 256, (batch_size, size, size)).astype(np.uint8)
+    one_rgb, many_rgb = _as_rgb_batch(one, size), _as_rgb_batch(many, size)
+
+    def say(text):
+        if progress:
+            print(f"==> {text}", flush=True)
+
+    first_call, variants = {}, {}
+    say("model.predict (Keras)")
+    first_call["model.predict"] = _timed(lambda: model.predict(one_rgb, verbose=0))
+    variants["model.predict"] = lambda: model.predict(one_rgb, verbose=0)
+    builders = {
+        "tf.function": dict(freeze=False, jit_compile=False),
+        "tf.function + XLA": dict(freeze=False, jit_compile=True),
+        "frozen graph + XLA": dict(freeze=True, jit_compile=True),
+        "course predictor": dict(),
+    }
+    predictors = {}
+    for name, options in builders.items():
+        say(name)
+        start = time.perf_counter()
+        predictors[name] = Predictor(model, loaded.class_names, size, **options)
+        predictors[name].predict_arrays(one)
+        first_call[name] = time.perf_counter() - start
+        variants[name] = (lambda p: lambda: p.predict_arrays(one))(predictors[name])
+    course = predictors["course predictor"]
+    reference = model.predict(one_rgb, verbose=0)
+    difference = float(np.abs(course.predict_arrays(one) - reference).max())
+
+    say(f"latency: {warmup} warm-up and {repeats} timed calls of each variant, in turns")
+    for _ in range(warmup):
+        for call in variants.values():
+            call()
+    times = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, call in variants.items():
+            times[name].append(_timed(call))
+    base = np.median(times["model.predict"])
+    latency = pd.DataFrame(
+        [
+            {
+                "method": name,
+                "median_ms": 1000 * np.median(t),
+                "p10_ms": 1000 * np.percentile(t, 10),
+                "p90_ms": 1000 * np.percentile(t, 90),
+                "first_call_s": first_call[name],
+                "speedup": base / np.median(t),
+            }
+            for name, t in times.items()
+        ]
+    )
+
+    say(f"throughput: batches of {batch_size}, {batch_repeats} timed calls of each, in turns")
+    batched = {
+        "model.predict": lambda: model.predict(many_rgb, batch_size=batch_size, verbose=0),
+        "course predictor": lambda: course.predict_arrays(many),
+    }
+    for call in batched.values():
+        call()
+    batch_times = {name: [] for name in batched}
+    for _ in range(batch_repeats):
+        for name, call in batched.items():
+            batch_times[name].append(_timed(call))
+    throughput = pd.DataFrame(
+        [
+            {"method": name, "batch_size": batch_size, "median_s": np.median(t), "images_per_s": batch_size / np.median(t)}
+            for name, t in batch_times.items()
+        ]
+    )
+    return {
+        "run": str(loaded.folder),
+        "backbone": loaded.config["backbone"],
+        "image_size": size,
+        "course_predictor": f"frozen graph, XLA {'on' if course.jit_compile else 'off'}",
+        "max_abs_difference": difference,
+        "latency": latency,
+        "throughput": throughput,
+        "machine": machine_description(),
+        "date": _dt.datetime.now().astimezone().isoformat(timespec="minutes"),
+        "versions": f"covid_tutorial {__version__}, TensorFlow {tf.__version__}, Keras {keras.__version__}",
+        "repeats": repeats,
+    }
+
+
+def format_benchmark(result: dict) -> str:
+    """The benchmark as Markdown: what was measured, where, and the two tables."""
+    latency = result["latency"]
+    course = latency.loc[latency["method"] == "course predictor", "speedup"].iloc[0]
+    lines = [
+        f"{result['backbone']} at {result['image_size']} px, RUN {result['run']}",
+        f"Machine: {result['machine']}",
+        f"Software: {result['versions']}; measured {result['date']}",
+        "",
+        f"Latency of one image ({result['repeats']} calls of each variant, taken in turns):",
+        "",
+        "| method | median ms | p10–p90 ms | first call s | speed-up vs model.predict |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for row in latency.itertuples():
+        lines.append(
+            f"| {row.method} | {row.median_ms:.1f} | {row.p10_ms:.1f}–{row.p90_ms:.1f} "
+            f"| {row.first_call_s:.1f} | {row.speedup:.2f}× |"
+        )
+    lines += [
+        "",
+        f"Throughput, batches of {int(result['throughput']['batch_size'].iloc[0])}:",
+        "",
+        "| method | median s per batch | images/s |",
+        "|---|---:|---:|",
+    ]
+    for row in result["throughput"].itertuples():
+        lines.append(f"| {row.method} | {row.median_s:.3f} | {row.images_per_s:.1f} |")
+    lines += [
+        "",
+        f"Course predictor ({result['course_predictor']}): {course:.2f}× the speed of model.predict "
+        f"for one image; largest difference in a probability: {result['max_abs_difference']:.1e}.",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,189 @@
+"""Every course notebook follows the skeleton written down in notebooks/README.md.
+
+The checks run over all ``notebooks/NN_*.ipynb``, so a notebook added later is held to
+the same rules. They read the committed files only (no kernel is started): running the
+notebooks is nbval's job (``pytest --nbval-lax notebooks/``).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import statistics
+from pathlib import Path
+
+import nbformat
+import pytest
+
+NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
+IDS = [path.name for path in NOTEBOOKS]
+
+MAX_CODE_LINES = 25  # any one code cell
+MAX_MEDIAN_CODE_LINES = 10  # median over a notebook's code cells (d2l: about 7)
+MAX_CODE_CELLS_IN_A_ROW = 3  # prose says why before the code says how
+TRAINING = re.compile(r"\.fit\(|\btrain_two_stage\(|\btrain_run\(|\bfit_stage\(")
+TF_NOISE = re.compile(r"absl::InitializeLog|^[IWEF]\d{4} \d+:\d+:\d+\.\d+\s+\d+ \S+:\d+\]", re.MULTILINE)
+BUDGET = re.compile(r"<!-- budget:start -->(.*?)<!-- budget:end -->", re.DOTALL)
+
+
+def _read(path: Path):
+    return nbformat.read(path, as_version=4)
+
+
+def _code_cells(nb):
+    return [cell for cell in nb.cells if cell.cell_type == "code"]
+
+
+def _markdown(nb) -> str:
+    return "\n\n".join(cell.source for cell in nb.cells if cell.cell_type == "markdown")
+
+
+def _python_only(source: str) -> str:
+    """The cell without IPython magics and shell escapes, so that ast can parse it."""
+    lines = []
+    for line in source.splitlines():
+        stripped = line.lstrip()
+        if stripped.startswith(("%", "!")):
+            lines.append(line[: len(line) - len(stripped)] + "pass")
+        else:
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def _lines(cell) -> int:
+    return sum(1 for line in cell.source.splitlines() if line.strip())
+
+
+@pytest.fixture(params=NOTEBOOKS, ids=IDS)
+def nb_path(request) -> Path:
+    return request.param
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, f"no NN_*.ipynb notebooks found in {NOTEBOOKS_DIR}"
+
+
+def test_file_name(nb_path):
+    assert re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb", nb_path.name), "name notebooks NN_lower_case_words.ipynb"
+
+
+def test_header_title_objectives_and_badges(nb_path):
+    nb = _read(nb_path)
+    first = nb.cells[0]
+    assert first.cell_type == "markdown", "the first cell is the markdown header"
+    assert re.match(r"# \S", first.source), "the header starts with a '# ' title"
+    objectives = first.source.split("## Learning objectives", 1)
+    assert len(objectives) == 2, "the header has a '## Learning objectives' section"
+    bullets = re.findall(r"^\s*(?:[-*]|\d+\.)\s+\S", objectives[1].split("\n## ", 1)[0], re.MULTILINE)
+    assert len(bullets) >= 2, "list at least two learning objectives"
+    name = re.escape(nb_path.name)
+    colab = rf"\(https://colab\.research\.google\.com/github/[\w.-]+/covid_tutorial/blob/main/notebooks/{name}\)"
+    binder = rf"\(https://mybinder\.org/v2/gh/[\w.-]+/covid_tutorial/main\?labpath=notebooks%2F{name}\)"
+    assert re.search(r"colab-badge\.svg\)\]" + colab, first.source), "Colab badge pointing at this notebook"
+    assert re.search(r"badge_logo\.svg\)\]" + binder, first.source), "Binder badge pointing at this notebook"
+
+
+def test_header_states_measured_run_time_and_memory_per_profile(nb_path):
+    block = BUDGET.search(_read(nb_path).cells[0].source)
+    assert block, "the header holds the run-time table between <!-- budget:start --> and <!-- budget:end -->"
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `(\w+)` \|(.*)$", block.group(1), re.MULTILINE)}
+    assert {"ci", "cpu", "gpu"} <= set(rows), "one row per profile: ci, cpu, gpu"
+    for profile in ("ci", "cpu"):
+        assert re.search(r"\d+(\.\d+)? (s|min) \| \d+\.\d+ GB", rows[profile]), (
+            f"the {profile} row must hold a measured time and memory: "
+            f"run `python notebooks/run_notebooks.py measure --profile {profile} {nb_path.name}`"
+        )
+
+
+def test_setup_cell(nb_path):
+    setup = _code_cells(_read(nb_path))[0].source
+    assert '"google.colab" in sys.modules' in setup, "install the package only when running on Colab"
+    assert "TF_CPP_MIN_LOG_LEVEL" in setup
+    tf_import = re.search(r"^import .*tensorflow|^from tensorflow|^import keras|^import .*\bkeras\b", setup, re.MULTILINE)
+    assert tf_import and setup.index("TF_CPP_MIN_LOG_LEVEL") < tf_import.start(), (
+        "set TF_CPP_MIN_LOG_LEVEL before importing TensorFlow or Keras"
+    )
+    for needed in ("covid_tutorial.__version__", "tf.__version__", "keras.__version__", "get_profile("):
+        assert needed in setup, f"the setup cell prints the versions and reads the profile ({needed})"
+    assert "NBVAL_CHECK_OUTPUT" not in setup, "versions vary: the setup cell's output must not be checked"
+
+
+def test_one_configuration_cell_holds_every_knob(nb_path):
+    cells = _code_cells(_read(nb_path))
+    assert len(cells) >= 2 and cells[1].source.startswith("# Configuration"), (
+        "the second code cell is the configuration cell and starts with '# Configuration'"
+    )
+    config_cells = [c for c in cells if c.source.startswith("# Configuration")]
+    assert len(config_cells) == 1, "exactly one configuration cell"
+    for index, cell in enumerate(cells):
+        if cell is cells[1]:
+            continue
+        tree = ast.parse(_python_only(cell.source))
+        for node in tree.body:
+            targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+            for target in targets:
+                for name in (ast.walk(target) if target is not None else []):
+                    if isinstance(name, ast.Name) and re.fullmatch(r"[A-Z][A-Z0-9_]+", name.id):
+                        pytest.fail(f"code cell {index + 1} sets the knob {name.id}: knobs live in the configuration cell")
+
+
+def test_short_code_cells_after_prose(nb_path):
+    nb = _read(nb_path)
+    sizes = [_lines(cell) for cell in _code_cells(nb)]
+    assert max(sizes) <= MAX_CODE_LINES, f"a code cell has {max(sizes)} lines; split it (limit {MAX_CODE_LINES})"
+    assert statistics.median(sizes) <= MAX_MEDIAN_CODE_LINES, "keep code cells short (median <= 10 lines)"
+    run = 0
+    for cell in nb.cells:
+        run = run + 1 if cell.cell_type == "code" else 0
+        assert run <= MAX_CODE_CELLS_IN_A_ROW, "more than 3 code cells in a row: say why in a markdown cell"
+
+
+def test_summary_exercises_and_solutions_out_of_sight(nb_path):
+    nb = _read(nb_path)
+    text = _markdown(nb)
+    summary = re.search(r"^## Summary\s*$", text, re.MULTILINE)
+    exercises = re.search(r"^## Exercises\s*$", text, re.MULTILINE)
+    assert summary and exercises and summary.start() < exercises.start(), "a '## Summary', then '## Exercises'"
+    questions = re.findall(r"^\d+\.\s", text[exercises.end():].split("\n## ", 1)[0], re.MULTILINE)
+    assert len(questions) >= 3, "at least three numbered exercises"
+    after = text[exercises.end():]
+    link = re.search(r"\(solutions/(\d\d_[\w-]+\.md)\)", after)
+    if link:
+        assert (NOTEBOOKS_DIR / "solutions" / link.group(1)).is_file(), f"missing solutions/{link.group(1)}"
+    else:
+        last = nb.cells[-1]
+        assert last.cell_type == "markdown" and "<details>" in last.source, (
+            "solutions go in a collapsed <details> block in the last cell, or in notebooks/solutions/NN_*.md"
+        )
+
+
+def test_not_for_clinical_use_wherever_a_model_is_trained(nb_path):
+    nb = _read(nb_path)
+    trains = any(TRAINING.search(cell.source) for cell in _code_cells(nb))
+    if trains:
+        assert "not for clinical use" in _markdown(nb).lower(), "a model is trained here: say 'Not for clinical use'"
+
+
+def test_committed_executed_in_order_without_errors_or_noise(nb_path):
+    nb = _read(nb_path)
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
+    counts = [cell.execution_count for cell in _code_cells(nb)]
+    assert None not in counts, "commit the notebook executed: python notebooks/run_notebooks.py execute"
+    assert counts == list(range(1, len(counts) + 1)), "execute top to bottom in a fresh kernel"
+    for cell in _code_cells(nb):
+        for output in cell.outputs:
+            assert output.output_type != "error", f"a cell failed: {output.get('ename')}: {output.get('evalue')}"
+            if output.output_type == "stream":
+                assert not TF_NOISE.search(output.text), "TensorFlow's C++ log leaked into the stored outputs"
+
+
+def test_nbval_checked_cells_have_outputs(nb_path):
+    for cell in _code_cells(_read(nb_path)):
+        if cell.source.startswith("# NBVAL_CHECK_OUTPUT"):
+            assert cell.outputs, "a cell marked NBVAL_CHECK_OUTPUT must have a stored output to compare"
+
+
+def test_notebook_is_listed_in_the_readme(nb_path):
+    readme = (NOTEBOOKS_DIR / "README.md").read_text(encoding="utf-8")
+    assert nb_path.name in readme, f"list {nb_path.name} in notebooks/README.md"

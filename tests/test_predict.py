@@ -1,0 +1,224 @@
+"""The RUN folder end to end: train, evaluate and predict from the command line, the course
+predictor, thresholds, the benchmark, and the error paths a learner will meet."""
+
+import json
+import shutil
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from covid_tutorial import __version__
+from covid_tutorial.cli import main
+from covid_tutorial.data import load_dataset, load_images
+from covid_tutorial.models import build_classifier
+from covid_tutorial.pipeline import RUN_FORMAT, load_run, train_run
+from covid_tutorial.predict import (
+    Predictor,
+    benchmark_predict,
+    decide,
+    format_benchmark,
+    operating_point,
+    threshold_for_sensitivity,
+)
+
+CLASSES = ["COVID-19", "Normal", "Pneumonia"]
+
+
+@pytest.fixture(scope="module")
+def learned_run(phantom_dir, tmp_path_factory):
+    """A ResNet50 RUN trained on the phantoms long enough to know its training images."""
+    out = tmp_path_factory.mktemp("runs") / "learned"
+    train_run(
+        phantom_dir, out, profile="ci", image_size=64, batch_size=8, head_epochs=LEARN_EPOCHS,
+        progress=False, evaluate=True,
+    )
+    return out
+
+
+LEARN_EPOCHS = 10
+
+
+def fake_run(folder, class_names=CLASSES, size=32, **config):
+    """A RUN folder with an untrained VGG16 (fast to build): for error paths and timing."""
+    folder.mkdir(parents=True)
+    build_classifier("vgg16", len(class_names), size, weights=None, seed=0).save(folder / "model.keras")
+    settings = {
+        "run_format": RUN_FORMAT,
+        "status": "complete",
+        "class_names": list(class_names),
+        "backbone": "VGG16",
+        "image_size": size,
+        "training": {"bootstrap_rounds": 20},
+        "versions": {"covid_tutorial": __version__, "keras": keras.__version__},
+        **config,
+    }
+    (folder / "config.json").write_text(json.dumps(settings))
+    return folder
+
+
+def fails_clearly(argv, capsys, *fragments):
+    """The command exits with 2 and one message naming the problem and what to do, no traceback."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "Traceback" not in err, err
+    for fragment in fragments:
+        assert fragment in err, err
+    return err
+
+
+# ---------------------------------------------------------------- predictor and thresholds
+
+
+def test_predict_gives_the_right_class_for_known_phantoms(learned_run, capsys):
+    splits = pd.read_csv(learned_run / "splits.csv")
+    known = splits[splits["split"] == "train"].groupby("label").head(2)
+    assert main(["predict", str(learned_run), *known["path"], "--json"]) == 0
+    out = capsys.readouterr()
+    answers = json.loads(out.out)
+    assert [a["predicted"] for a in answers] == known["label"].tolist()
+    for answer in answers:
+        assert sum(answer["probabilities"].values()) == pytest.approx(1, abs=1e-4)
+    assert "not for clinical use" in out.err
+
+
+def test_predictor_matches_keras_and_reads_files_as_training_did(learned_run):
+    predictor = Predictor.from_run(learned_run)
+    splits = pd.read_csv(learned_run / "splits.csv").head(6)
+    images, _ = load_images(splits, 64, progress=False)
+    expected = predictor.model.predict(np.repeat(images[..., None], 3, -1).astype("float32"), verbose=0)
+    np.testing.assert_allclose(predictor.predict_arrays(images), expected, atol=1e-5)
+    table = predictor.predict_files(splits["path"])
+    np.testing.assert_allclose(table[CLASSES].to_numpy(), expected, atol=1e-5)
+    assert list(table.columns) == ["image", "predicted", *CLASSES]
+
+
+def test_threshold_favouring_sensitivity_and_what_it_costs():
+    probabilities = np.array([[0.9, 0.05, 0.05], [0.4, 0.5, 0.1], [0.2, 0.7, 0.1], [0.3, 0.1, 0.6], [0.05, 0.9, 0.05]])
+    y_true = np.array([0, 0, 1, 2, 1])
+    threshold = threshold_for_sensitivity(y_true == 0, probabilities[:, 0], target=1.0)
+    assert threshold == pytest.approx(0.4), "the highest threshold that still finds every COVID-19 image"
+    np.testing.assert_array_equal(decide(probabilities, CLASSES), [0, 1, 1, 2, 1])
+    np.testing.assert_array_equal(decide(probabilities, CLASSES, threshold=0.25), [0, 0, 1, 0, 1])
+    argmax = operating_point(y_true, probabilities, CLASSES, n_bootstrap=50).set_index("metric")["value"]
+    low = operating_point(y_true, probabilities, CLASSES, threshold=0.25, n_bootstrap=50).set_index("metric")["value"]
+    assert argmax["sensitivity"] == 0.5 and low["sensitivity"] == 1.0
+    assert argmax["specificity"] == 1.0 and low["specificity"] == pytest.approx(2 / 3), "the cost in specificity"
+
+
+def test_benchmark_reports_every_variant(tmp_path):
+    run = fake_run(tmp_path / "run")
+    result = benchmark_predict(run, repeats=2, batch_size=2, batch_repeats=1, warmup=0, progress=False)
+    methods = result["latency"]["method"].tolist()
+    assert methods == ["model.predict", "tf.function", "tf.function + XLA", "frozen graph + XLA", "course predictor"]
+    assert (result["latency"]["median_ms"] > 0).all() and result["max_abs_difference"] < 1e-5
+    text = format_benchmark(result)
+    assert "| course predictor |" in text and "images/s" in text and "CPU cores" in text
+
+
+# ---------------------------------------------------------------- train, evaluate, resume
+
+
+def test_evaluate_scores_only_held_out_patients_whatever_the_folder(learned_run, phantom_dir, phantom_tree, tmp_path, capsys):
+    splits = pd.read_csv(learned_run / "splits.csv")
+    held_out = int((splits["split"] == "test").sum())
+    at_train_time = json.loads((learned_run / "metrics.json").read_text())
+    assert at_train_time["n_images"] == held_out
+    for data, out in ((phantom_dir, tmp_path / "same"), (phantom_tree, tmp_path / "copy")):
+        assert main(["evaluate", str(learned_run), str(data), "--out", str(out), "--bootstrap", "20"]) == 0
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["n_images"] == held_out and metrics["left_out"] == len(splits) - held_out
+        assert np.array(metrics["confusion_matrix"]).sum() == held_out
+        assert {"confusion_matrix.png", "roc_curves.png", "precision_recall.png", "reliability.png"} <= {
+            p.name for p in (out / "figures").iterdir()
+        }
+        assert len(pd.read_csv(out / "predictions.csv")) == held_out
+    assert "Left out" in capsys.readouterr().out
+
+
+def test_train_on_a_folder_per_class(phantom_tree, tmp_path, capsys):
+    run = tmp_path / "run"
+    argv = ["train", str(phantom_tree), "--out", str(run), "--model", "vgg16", "--image-size", "32", "--epochs", "1", "--profile", "ci"]
+    assert main(argv) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["class_names"] == CLASSES and config["backbone"] == "VGG16" and config["status"] == "complete"
+    assert config["versions"]["tensorflow"] and config["preprocessing"] == "caffe"
+    for name in ("model.keras", "history.csv", "splits.csv", "metrics.json"):
+        assert (run / name).is_file(), name
+    assert not (run / "checkpoint").exists(), "a finished run keeps no checkpoint"
+    assert "A PATIENT-WISE SPLIT IS THEN IMPOSSIBLE" in capsys.readouterr().err
+
+
+class Crash(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 2:
+            raise KeyboardInterrupt("simulated crash")
+
+
+def test_cli_resume_reaches_the_result_of_an_uninterrupted_run(phantom_dir, tmp_path, capsys):
+    options = dict(profile="ci", backbone="vgg16", image_size=32, batch_size=8, head_epochs=3, progress=False)
+    train_run(phantom_dir, tmp_path / "whole", **options)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(phantom_dir, tmp_path / "cut", callbacks=[Crash()], **options)
+    fails_clearly(["predict", str(tmp_path / "cut"), "x.png"], capsys, "interrupted", "--resume")
+    fails_clearly(
+        ["train", str(phantom_dir), "--out", str(tmp_path / "cut"), "--resume", "--batch-size", "4"], capsys,
+        "batch_size 4 (the run has 8)",
+    )
+    fails_clearly(["train", str(phantom_dir), "--out", str(tmp_path / "cut")], capsys, "--resume", "--overwrite")
+    assert main(["train", str(phantom_dir), "--out", str(tmp_path / "cut"), "--resume", "--no-evaluate"]) == 0
+    assert "Resuming VGG16 from the checkpoint after stage 'full' (epoch 2)" in capsys.readouterr().out
+    whole, cut = (pd.read_csv(tmp_path / name / "history.csv") for name in ("whole", "cut"))
+    assert len(cut) == 3
+    np.testing.assert_allclose(cut["loss"], whole["loss"], rtol=1e-4, atol=1e-6)
+    for ours, theirs in zip(load_run(tmp_path / "cut").model.get_weights(), load_run(tmp_path / "whole").model.get_weights()):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-6)
+    fails_clearly(["train", str(phantom_dir), "--out", str(tmp_path / "cut"), "--resume"], capsys, "nothing to resume")
+
+
+# ---------------------------------------------------------------- error paths
+
+
+def test_errors_for_missing_or_foreign_folders(tmp_path, capsys):
+    fails_clearly(["predict", str(tmp_path / "nowhere"), "x.png"], capsys, "no such RUN folder", "covid-tutorial train")
+    (tmp_path / "empty").mkdir()
+    fails_clearly(["evaluate", str(tmp_path / "empty"), str(tmp_path)], capsys, "not a RUN folder")
+
+
+def test_error_for_a_run_of_an_incompatible_version(tmp_path, capsys):
+    run = fake_run(tmp_path / "run", run_format=RUN_FORMAT + 1, versions={"covid_tutorial": "9.0", "keras": keras.__version__})
+    fails_clearly(["predict", str(run), "x.png"], capsys, "covid_tutorial 9.0", "Train it again")
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "run_format": RUN_FORMAT, "versions": {"keras": "2.15.0"}}))
+    fails_clearly(["predict", str(run), "x.png"], capsys, "Keras 2.15.0")
+
+
+def test_error_for_a_wrong_number_of_classes(phantom_dir, tmp_path, capsys):
+    run = fake_run(tmp_path / "run")
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "class_names": ["COVID-19", "Normal"]}))
+    fails_clearly(["predict", str(run), "x.png"], capsys, "lists 2 classes", "predicts 3")
+    two = fake_run(tmp_path / "two", class_names=["COVID-19", "Normal"])
+    fails_clearly(["evaluate", str(two), str(phantom_dir)], capsys, "['Pneumonia']", "2 classes this RUN was trained on")
+
+
+def test_error_for_unreadable_images(phantom_dir, tmp_path, capsys):
+    run = fake_run(tmp_path / "run")
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    good = next((phantom_dir / "images").glob("*.png"))
+    err = fails_clearly(["predict", str(run), str(good), str(broken)], capsys, "broken.png", "nothing was predicted")
+    assert "Re-export it as PNG or JPEG" in err
+    fails_clearly(["predict", str(run), str(tmp_path / "missing.png")], capsys, "missing.png")
+
+
+def test_model_files_load_in_safe_mode(tmp_path, capsys):
+    """A model.keras with a Lambda layer (arbitrary code) is refused, not executed."""
+    run = fake_run(tmp_path / "run", class_names=CLASSES)
+    inputs = keras.Input((32, 32, 3))
+    outputs = keras.layers.Dense(3, activation="softmax")(
+        keras.layers.Lambda(lambda x: x * 2)(keras.layers.GlobalAveragePooling2D()(inputs))
+    )
+    keras.Model(inputs, outputs).save(run / "model.keras")
+    fails_clearly(["predict", str(run), "x.png"], capsys, "cannot be loaded", "train the run again")
