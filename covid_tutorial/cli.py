@@ -80,6 +80,17 @@ def cmd_split(args) -> int:
     return 0
 
 
+def cmd_inspect(args) -> int:
+    from .errors import DataError
+    from .inspection import main_inspect
+
+    source = args.metadata or args.data
+    if source is None:
+        raise DataError("inspect needs DATA (a folder) or --metadata CSV [--images DIR].")
+    print(main_inspect(source, args.images, as_json=args.json))
+    return 0
+
+
 def cmd_datasets(args) -> int:
     from .datasets import format_dataset_table
 
@@ -124,13 +135,10 @@ def cmd_explain(args) -> int:
 def cmd_bench_gradcam(args) -> int:
     import json
 
-    import keras
-
     from .explain import benchmark_gradcam
+    from .pipeline import load_run
 
-    model = None
-    if args.run is not None:
-        model = keras.saving.load_model(args.run / "model.keras", compile=False)
+    model = load_run(args.run).model if args.run is not None else None
     result = benchmark_gradcam(
         model,
         backbone=args.backbone,
@@ -277,6 +285,20 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--seed", type=int, default=0)
     split.add_argument("--out", type=Path, default=Path("splits.csv"), help="output CSV (default: splits.csv)")
     split.set_defaults(func=cmd_split)
+
+    inspect = commands.add_parser(
+        "inspect",
+        help="classes, patients, sizes, unreadable and missing files, exact and near duplicates",
+        description="Read every image of DATA once and report what could hurt training: class "
+        "balance, images per patient, image sizes and pixel formats, unreadable files, rows whose "
+        "file is missing, labels with no course class, and exact (SHA-256) and near (perceptual "
+        "hash) duplicates within and across patients, classes and publisher splits. Writes nothing.",
+    )
+    inspect.add_argument("data", type=Path, nargs="?", help="a folder per class, a folder with metadata.csv, or a CSV")
+    inspect.add_argument("--metadata", type=Path, help="a metadata CSV (instead of DATA)")
+    inspect.add_argument("--images", type=Path, help="the image folder for --metadata")
+    inspect.add_argument("--json", action="store_true", help="print the full report as JSON")
+    inspect.set_defaults(func=cmd_inspect)
 
     datasets = commands.add_parser(
         "datasets",

@@ -83,6 +83,7 @@ def _map_labels(raw: pd.Series, label_map: dict | None, unmapped: str, where: st
             mapped[value] = map_label(value, label_map)
         except KeyError:
             unknown.append(value)
+    raw.attrs["unmapped_labels"] = sorted(map(str, unknown))
     if unknown and unmapped == "error":
         examples = ", ".join(f"{u!r}: None" for u in unknown[:3])
         raise DataError(
@@ -98,7 +99,9 @@ def _map_labels(raw: pd.Series, label_map: dict | None, unmapped: str, where: st
             DataWarning,
             stacklevel=3,
         )
-    return raw.map(mapped)
+    labels = raw.map(mapped)
+    labels.attrs["unmapped_labels"] = raw.attrs["unmapped_labels"]
+    return labels
 
 
 def read_csv_any_encoding(path: str | Path) -> pd.DataFrame:
@@ -182,8 +185,11 @@ def _load_metadata(csv_path: Path, images: Path | None, label_map, views, modali
         out["mask_path"] = [
             str(csv_path.parent / "masks" / name) if name else "" for name in table[mask_col]
         ]
-    out["label"] = _map_labels(out["source_label"], label_map, unmapped, str(csv_path))
+    labels = _map_labels(out["source_label"], label_map, unmapped, str(csv_path))
+    out["label"] = labels
+    out.attrs["unmapped_labels"] = labels.attrs["unmapped_labels"]
     exists = out["path"].map(os.path.isfile)
+    out.attrs["missing_files"] = out.loc[~exists, "path"].tolist()
     if not exists.all():
         gone = out.loc[~exists, "path"].tolist()
         warnings.warn(
@@ -232,8 +238,14 @@ def _load_tree(root: Path, label_map, unmapped) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=["path", "source_label", "publisher_split"])
     if not publisher_split:
         table = table.drop(columns="publisher_split")
-    table["label"] = _map_labels(table["source_label"], label_map, unmapped, str(root))
+    labels = _map_labels(table["source_label"], label_map, unmapped, str(root))
+    table["label"] = labels
     table["patient_id"] = None
+    table.attrs.update(
+        skipped_files=[str(s) for s in skipped],
+        empty_class_folders=empty,
+        unmapped_labels=labels.attrs["unmapped_labels"],
+    )
     return table
 
 
@@ -265,7 +277,9 @@ def load_dataset(
         table = _load_metadata(source, images, label_map, views, modalities, unmapped)
     else:
         table = _load_tree(source, label_map, unmapped)
+    found = dict(table.attrs)
     table = table[table["label"].notna()].reset_index(drop=True)
+    table.attrs = found
     if table.empty:
         raise DataError(f"{source}: no usable images found (after filters and label mapping).")
     if table["patient_id"].isna().any() or (table["patient_id"] == "").any():
@@ -279,7 +293,9 @@ def load_dataset(
             stacklevel=2,
         )
     columns = ["path", "label", "patient_id"]
-    return table[columns + [c for c in table.columns if c not in columns]]
+    table = table[columns + [c for c in table.columns if c not in columns]]
+    table.attrs = found
+    return table
 
 
 # ---------------------------------------------------------------- images

@@ -31,7 +31,6 @@ layer's resolution are resized to the input size with :func:`upsample_maps` (bil
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 import warnings
@@ -364,45 +363,55 @@ def randomization_test(
     model: keras.Model,
     images,
     class_index,
-    method: str = "gradcam",
+    methods="gradcam",
     layer_name: str | None = None,
     *,
     max_stages: int = 2,
     seed: int = 0,
+    return_maps: bool = False,
     **options,
-) -> pd.DataFrame:
+):
     """Adebayo et al.'s model-parameter randomisation test, cascading from the top.
 
     Step 0 explains the trained model again (the map must come back unchanged, rho = 1);
     then the head is re-initialised, then the head and the top stage, and so on up to
-    ``max_stages`` stages. One row per image and step with the Spearman rank correlation
-    between the trained model's map and the copy's map, both at the input size. A method
-    that passes gives low correlations as soon as weights it depends on are random.
+    ``max_stages`` stages. One row per method, step and image, with the Spearman rank
+    correlation between the trained model's map and the copy's, both at the input size
+    (NaN when the copy's map is flat, ``flat_map``). A method passes when the correlation
+    drops as soon as weights it depends on are random: a map that survives randomisation
+    shows the image, not what the model learned. ``return_maps=True`` also returns the
+    maps, ``{(method, step): (n, H, W)}``, for figures.
     """
+    methods = [methods] if isinstance(methods, str) else list(methods)
     images = as_model_input(images)
     index = _class_indices(class_index, len(images))
-    explainer = Explainer(model, method, layer_name, seed=seed, **options)
-    reference = explainer(images, index)
+    explainers = {m: Explainer(model, m, layer_name, seed=seed, **options) for m in methods}
+    reference = {m: explainer(images, index) for m, explainer in explainers.items()}
     stage_names = [name for name, _ in backbone_stages(model)]
-    rows = []
+    rows, all_maps = [], {}
     for step in range(-1, max_stages + 1):
         if step < 0:
-            label, maps = "none (the trained model again)", explainer(images, index)
+            label, copy = "none (the trained model again)", None
         else:
             copy, _ = randomize_top_layers(model, stages=step, seed=seed + 1)
             label = " + ".join(["head", *stage_names[len(stage_names) - step :][::-1]])
-            maps = Explainer(copy, method, layer_name, seed=seed, **options)(images, index)
-        for i in range(len(images)):
-            rows.append(
-                {
-                    "image": i,
-                    "step": step + 1,
-                    "randomized": label,
-                    "spearman": rank_correlation(reference[i], maps[i]),
-                    "flat_map": bool(np.ptp(maps[i]) == 0),
-                }
-            )
-    return pd.DataFrame(rows)
+        for method in methods:
+            explainer = explainers[method] if copy is None else Explainer(copy, method, layer_name, seed=seed, **options)
+            maps = explainer(images, index)
+            all_maps[(method, step + 1)] = maps
+            for i in range(len(images)):
+                rows.append(
+                    {
+                        "method": method,
+                        "image": i,
+                        "step": step + 1,
+                        "randomized": label,
+                        "spearman": rank_correlation(reference[method][i], maps[i]),
+                        "flat_map": bool(np.ptp(maps[i]) == 0),
+                    }
+                )
+    table = pd.DataFrame(rows)
+    return (table, all_maps) if return_maps else table
 
 
 def class_contrast(explainer: Explainer, images, first_class: int, second_class: int) -> pd.DataFrame:
@@ -900,21 +909,30 @@ def draw_mask_outline(overlay: np.ndarray, mask: np.ndarray, color=(255, 255, 25
 
 
 def _select_images(run: Path, data, split: str) -> tuple[pd.DataFrame, str]:
-    """Rows of ``data`` to explain: the RUN's ``split`` when the RUN was trained on ``data``."""
+    """Rows of ``data`` to explain: the RUN's ``split`` when the RUN was trained on ``data``.
+
+    Images are matched to the RUN's ``splits.csv`` by content (SHA-1) when it records it,
+    else by path, so a renamed or moved copy of the same data still finds its split.
+    """
     from .data import load_dataset
+    from .pipeline import file_digest
 
     table = load_dataset(data)
     splits_file = run / "splits.csv"
     if splits_file.is_file():
         splits = pd.read_csv(splits_file, dtype=str, keep_default_na=False)
-        where = dict(zip(splits["path"].map(lambda p: os.path.realpath(p)), splits["split"]))
-        table["split"] = table["path"].map(lambda p: where.get(os.path.realpath(p)))
+        if "sha1" in splits.columns:
+            keys, where = table["path"].map(file_digest), dict(zip(splits["sha1"], splits["split"]))
+        else:
+            keys = table["path"].map(os.path.realpath)
+            where = dict(zip(splits["path"].map(os.path.realpath), splits["split"]))
+        table["split"] = keys.map(where)
         if table["split"].notna().any():
             chosen = table[table["split"] == split]
             if chosen.empty:
                 raise CourseError(f"{run}: no images in split {split!r}; choose train, val or test.")
             return chosen.reset_index(drop=True), f"the RUN's {split} split"
-    return table.reset_index(drop=True), "all images (the RUN was not trained on this data)"
+    return table.reset_index(drop=True), "all images (the RUN was not trained on these data)"
 
 
 def explain_run(
@@ -939,17 +957,14 @@ def explain_run(
     ``out/explanation_quality.csv`` (:func:`summarize_quality`); returns the latter.
     ``target``: "true" explains each image's true class, "predicted" the predicted one.
     """
-    from .data import CLASS_NAMES, load_images
+    from .data import load_images
+    from .pipeline import load_run
 
     run, out = Path(run), Path(out)
-    config_file = run / "config.json"
-    if not config_file.is_file() or not (run / "model.keras").is_file():
-        raise CourseError(f"{run}: not a RUN folder (config.json and model.keras expected); train one first.")
     if target not in ("true", "predicted"):
         raise ValueError("target must be 'true' or 'predicted'")
-    config = json.loads(config_file.read_text())
-    class_names = config.get("class_names", list(CLASS_NAMES))
-    model = keras.saving.load_model(run / "model.keras", compile=False)
+    loaded = load_run(run)
+    model, class_names, config = loaded.model, loaded.class_names, loaded.config
     table, where = _select_images(run, data, split)
     table = table[table["label"].isin(class_names)]
     if per_class:
@@ -1067,6 +1082,40 @@ def benchmark_gradcam(
 
 
 # ---------------------------------------------------------------- drawing
+
+
+def overlay_with_outline(image, heatmap, mask=None, alpha: float = 0.4) -> np.ndarray:
+    """:func:`overlay_heatmap`, plus the outline of ``mask`` (a lesion, a marker box) in white."""
+    overlay = overlay_heatmap(image, heatmap, alpha)
+    return draw_mask_outline(overlay, mask) if mask is not None and np.any(mask) else overlay
+
+
+def plot_map_grid(cells, row_titles=None, column_titles=None, size: float = 1.7, cmap: str = "gray"):
+    """A grid of pictures: ``cells[r][c]`` is a 2-D array (drawn with ``cmap``), an RGB image or None.
+
+    Returns a ``matplotlib.figure.Figure`` (a notebook shows it; :func:`figure_to_png` saves it).
+    """
+    from matplotlib.figure import Figure
+
+    rows, columns = len(cells), max(len(row) for row in cells)
+    fig = Figure(figsize=(columns * size + (0.9 if row_titles else 0), rows * size + 0.35))
+    axes = np.array(fig.subplots(rows, columns, squeeze=False))
+    for r, row in enumerate(cells):
+        for c in range(columns):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            picture = row[c] if c < len(row) else None
+            if picture is None:
+                ax.axis("off")
+                continue
+            ax.imshow(picture, cmap=cmap if np.ndim(picture) == 2 else None)
+            if row_titles and c == 0:
+                ax.set_ylabel(row_titles[r], fontsize=8)
+            if column_titles and r == 0:
+                ax.set_title(column_titles[c], fontsize=9)
+    fig.tight_layout()
+    return fig
 
 
 def overlay_heatmap(

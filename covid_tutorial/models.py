@@ -183,7 +183,21 @@ def build_classifier(
     model = keras.Model(inputs, outputs, name=f"{spec.name.lower()}_classifier")
     if weights is not None:
         load_backbone_weights(model, spec, size, weights)
+    else:
+        use_fast_batchnorm_statistics(model)
     return model
+
+
+def use_fast_batchnorm_statistics(model: keras.Model, momentum: float = 0.9) -> None:
+    """Let BatchNorm's moving statistics follow the data ten times faster (0.9 instead of 0.99).
+
+    From random weights on a few hundred images, training lasts only ~100 steps: with
+    Keras' default 0.99 the moving averages still remember their initial values, and the
+    model that is good in training mode is useless in inference mode.
+    """
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = momentum
 
 
 def load_backbone_weights(model: keras.Model, spec: Backbone, size: int, weights: str) -> None:

@@ -118,6 +118,7 @@ class _Lesions:
     kind: str  # "COVID-19", "Pneumonia" or "Normal"
     fill: float  # share of the air replaced by fluid where the lesion layer is 1
     blobs: tuple = ()  # (x, y, sigma_x, sigma_y, angle, amplitude) per blob
+    region: tuple = ()  # (side, midline, fissure y, tilt, margin, lower lobe?)
     bronchi: tuple = ()  # polylines of air bronchograms inside a consolidation
     texture: np.ndarray | None = None
 
@@ -290,36 +291,33 @@ def _sample_ground_glass(rng, anatomy: _Anatomy) -> _Lesions:
 
 
 def _sample_consolidation(rng, anatomy: _Anatomy) -> _Lesions:
-    """One large dense lobar opacity in one lung, with air bronchograms."""
+    """A lobe of one lung filled with fluid, crossed by air bronchograms."""
     side = int(rng.choice([-1, 1]))
-    lobe = rng.choice(["lower", "upper", "middle"], p=[0.55, 0.25, 0.2])
-    lobe = "lower" if lobe == "middle" and side > 0 else lobe  # no middle lobe
-    t = {"lower": (0.65, 0.8), "upper": (0.25, 0.38), "middle": (0.5, 0.6)}[lobe]
-    y = anatomy.apex_y + rng.uniform(*t) * (
-        anatomy.right_dome_y + anatomy.costophrenic_drop - anatomy.apex_y
-    )
-    medial, lateral, _, _ = _lung_edges(anatomy, side, y)
-    across = float(medial + rng.uniform(0.55, 0.7) * (lateral - medial))
-    x = anatomy.midline + side * across
-    rx = rng.uniform(0.5, 0.7) * anatomy.lung_width
-    ry = rng.uniform(0.1, 0.14)
+    lower = bool(rng.random() < 0.65)
+    height = anatomy.right_dome_y + anatomy.costophrenic_drop - anatomy.apex_y
+    if lower:  # lower lobe: a hazy upper margin, filling the base of the lung
+        boundary = anatomy.apex_y + rng.uniform(0.45, 0.6) * height
+        margin = rng.uniform(0.03, 0.06)
+    else:  # upper lobe: a sharp lower margin along the horizontal fissure
+        boundary = anatomy.apex_y + rng.uniform(0.4, 0.5) * height
+        margin = rng.uniform(0.01, 0.02)
     bronchi = []
     for _ in range(rng.integers(2, 5)):
-        angle = rng.uniform(-0.6, 0.6) + (math.pi / 2 if lobe == "lower" else 0)
-        angle = angle if side > 0 else math.pi - angle
-        bx, by = x - 0.4 * rx * side, y - 0.3 * ry
+        angle = rng.uniform(0.3, 1.1) * (1 if lower else -1)  # fanning out
+        bx = anatomy.midline + side * (anatomy.medial_gap + 0.03)
+        by = boundary + (0.04 if lower else -0.04)
         points = [(bx, by)]
         for _ in range(4):
-            angle += rng.normal(0, 0.2)
-            bx += 0.2 * rx * math.cos(angle)
-            by += 0.2 * rx * math.sin(angle)
+            angle += rng.normal(0, 0.15)
+            bx += side * 0.035 * math.cos(angle)
+            by += 0.035 * math.sin(angle)
             points.append((bx, by))
         bronchi.append(np.array(points))
-    blob = (x, y, rx, ry, rng.uniform(-0.25, 0.25), 1.0)
+    region = (side, anatomy.midline, boundary, rng.uniform(-0.2, 0.3), margin, lower)
     return _Lesions(
         kind="Pneumonia",
-        fill=rng.uniform(0.95, 1.15),  # dense: as white as soft tissue
-        blobs=(blob,),
+        fill=rng.uniform(0.95, 1.15),  # dense: as white as the heart
+        region=region,
         bronchi=tuple(bronchi),
         texture=_smooth_noise(rng, cells=40),
     )
@@ -479,15 +477,16 @@ def _render_lesions(lesions: _Lesions, study: _Study, x, y, size) -> np.ndarray:
             radius = _ellipse(x, y, cx, cy, sx * extent, sy * extent, angle)
             clear *= 1 - min(1.0, amplitude * intensity) * np.exp(-0.5 * radius**2)
         return (1 - clear) * (0.7 + 0.3 * texture)
-    # Pneumonia: a boxy, dense lobe with a soft edge and dark air bronchograms.
-    cx, cy, rx, ry, angle, _ = lesions.blobs[0]
-    radius = _ellipse(x, y, cx, cy, rx * extent, ry * extent, angle, power=3.0)
-    layer = np.clip((1 - radius) / 0.3, 0, 1) ** 0.7 * (0.85 + 0.15 * texture)
-    bronchi = [
-        np.stack([cx + (b[:, 0] - cx) * extent, cy + (b[:, 1] - cy) * extent], 1)
-        for b in lesions.bronchi
-    ]
-    air = _draw_curves(size, bronchi, 0.008)
+    # Pneumonia: the lobe on one side of a fissure, patchy, with dark bronchi.
+    side, midline, boundary, tilt, margin, lower = lesions.region
+    across = side * (x - midline)
+    grow = (extent - 1) * 0.06  # a growing lesion pushes its margin outwards
+    if lower:
+        layer = _ramp(y - (boundary - grow + tilt * across), margin)
+    else:
+        layer = _ramp((boundary + grow + tilt * across) - y, margin)
+    layer *= _ramp(across, 0.01) * (0.8 + 0.2 * texture)
+    air = _draw_curves(size, lesions.bronchi, 0.008)
     air = cv2.GaussianBlur(air, (0, 0), max(0.5, 0.003 * size))
     return np.clip(layer * intensity, 0, 1) * (1 - 0.35 * air)
 

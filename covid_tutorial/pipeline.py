@@ -62,6 +62,7 @@ def _refuse_inside(out: Path, data: Path) -> None:
 RUN_FORMAT = 1  # bump when the layout or the meaning of a RUN folder changes
 TRAINING_SETTINGS = (
     "backbone", "image_size", "batch_size", "head_epochs", "fine_tune_epochs", "fine_tune_layers", "seed",
+    "learning_rate",
 )
 
 
@@ -116,7 +117,7 @@ def _resolve_settings(profile, requested: dict) -> dict:
         "fine_tune_layers": requested["fine_tune_layers"],
         "seed": requested["seed"] if requested["seed"] is not None else 0,
         "weights": profile.weights,
-        "learning_rate": profile.learning_rate,
+        "learning_rate": requested["learning_rate"] or profile.learning_rate,
         "profile": profile.name,
         "bootstrap_rounds": profile.bootstrap_rounds,
     }
@@ -158,6 +159,7 @@ def train_run(
     fine_tune_epochs: int | None = None,
     fine_tune_layers: int | None = None,
     seed: int | None = None,
+    learning_rate: float | None = None,
     label_map: dict | None = None,
     progress: bool = True,
     image_dir=None,
@@ -190,6 +192,7 @@ def train_run(
     requested = {
         "backbone": backbone, "image_size": image_size, "batch_size": batch_size, "head_epochs": head_epochs,
         "fine_tune_epochs": fine_tune_epochs, "fine_tune_layers": fine_tune_layers, "seed": seed,
+        "learning_rate": learning_rate,
     }
     if resume:
         if not checkpoints:

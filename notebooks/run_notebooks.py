@@ -136,8 +136,12 @@ def cmd_execute(args) -> int:
 # ---------------------------------------------------------------- measure
 
 
-def _kernel_tree_rss(root_pid: int) -> int:
-    """RSS in bytes of every ipykernel process under ``root_pid``, children included."""
+def _kernel_tree_sample(root_pid: int, cpu_seconds: dict) -> int:
+    """RSS in bytes of every ipykernel process under ``root_pid``, children included.
+
+    Also records the CPU time (user + system) used so far by each of those processes in
+    ``cpu_seconds`` (pid -> seconds), so that the total survives the processes' exit.
+    """
     import psutil
 
     try:
@@ -149,8 +153,10 @@ def _kernel_tree_rss(root_pid: int) -> int:
         try:
             if "ipykernel" not in " ".join(proc.cmdline()):
                 continue
-            tree = [proc, *proc.children(recursive=True)]
-            total += sum(p.memory_info().rss for p in tree)
+            for member in (proc, *proc.children(recursive=True)):
+                total += member.memory_info().rss
+                times = member.cpu_times()
+                cpu_seconds[member.pid] = times.user + times.system
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
     return total
@@ -173,9 +179,10 @@ def measure_notebook(path: Path, profile: str, interval: float = 0.2, timeout: i
         ]
         start = time.perf_counter()
         child = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        peak = 0
+        peak, cpu_seconds, loads = 0, {}, []
         while child.poll() is None:
-            peak = max(peak, _kernel_tree_rss(child.pid))
+            peak = max(peak, _kernel_tree_sample(child.pid, cpu_seconds))
+            loads.append(os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan"))
             if time.perf_counter() - start > timeout:
                 child.kill()
                 break
@@ -188,13 +195,18 @@ def measure_notebook(path: Path, profile: str, interval: float = 0.2, timeout: i
         "notebook": path.name,
         "profile": profile,
         "wall_s": wall,
+        "cpu_s": sum(cpu_seconds.values()),
         "peak_gb": peak / 1e9,
+        "load": sum(loads) / len(loads) if loads else float("nan"),
         "ok": child.returncode == 0,
     }
 
 
-def _machine() -> str:
-    return f"{os.cpu_count()} CPU cores, {platform.system()} {platform.machine()}"
+def _machine(result: dict | None = None) -> str:
+    text = f"{os.cpu_count()} CPU cores, {platform.system()} {platform.machine()}"
+    if result is not None and result.get("load") == result.get("load"):  # not NaN
+        text += f", load average {result['load']:.1f} during the run"
+    return text
 
 
 def _fmt_time(seconds: float) -> str:
@@ -219,13 +231,14 @@ def _row(result: dict, date: str) -> dict:
         "notebook": result["notebook"],
         "profile": result["profile"],
         "wall time": _fmt_time(result["wall_s"]),
+        "kernel CPU time": _fmt_time(result["cpu_s"]),
         "peak memory": f"{result['peak_gb']:.2f} GB",
         "within budget": _budget_verdict(result),
-        "measured": f"{date}, {_machine()}",
+        "measured": f"{date}, {_machine(result)}",
     }
 
 
-COLUMNS = ("notebook", "profile", "wall time", "peak memory", "within budget", "measured")
+COLUMNS = ("notebook", "profile", "wall time", "kernel CPU time", "peak memory", "within budget", "measured")
 
 
 def _parse_table(block: str) -> dict:
@@ -250,8 +263,11 @@ def _render_table(rows: dict) -> str:
     lines.append("")
     lines.append(
         "Measured with `python notebooks/run_notebooks.py measure --profile PROFILE`: wall time of a "
-        "fresh kernel running the whole notebook (start-up included), peak resident memory (RSS) "
-        "of the kernel process and its children sampled every 0.2 s. `COVID_TUTORIAL_WEIGHTS=none` "
+        "fresh kernel running the whole notebook (start-up included); CPU time (user + system) used "
+        "by the kernel, which other jobs on a busy machine do not inflate; peak resident memory (RSS) "
+        "of the kernel process and its children sampled every 0.2 s; the 1-minute load average of the "
+        "machine during the run (above the number of cores, other jobs were competing for them, and "
+        "the wall time is pessimistic). `COVID_TUTORIAL_WEIGHTS=none` "
         "was set: networks start from random weights instead of downloaded ImageNet weights; the "
         "weight tensors have the same shapes, so the memory is the same. Budgets: `ci` under 3 min "
         "on 2 CPU cores, `cpu` under 2 GB."
@@ -290,8 +306,8 @@ def update_notebook_header(path: Path, results: list[dict]) -> bool:
     date = _dt.date.today().isoformat()
     for result in results:
         new = (
-            f"| `{result['profile']}` | {_fmt_time(result['wall_s'])} | {result['peak_gb']:.2f} GB "
-            f"| {date}, {_machine()} |"
+            f"| `{result['profile']}` | {_fmt_time(result['wall_s'])} wall, {_fmt_time(result['cpu_s'])} CPU "
+            f"| {result['peak_gb']:.2f} GB | {date}, {_machine(result)} |"
         )
         index = next((i for i, line in enumerate(lines) if line.startswith(f"| `{result['profile']}` |")), None)
         if index is None:
@@ -309,7 +325,11 @@ def cmd_measure(args) -> int:
         print(f"measuring {path.name} (profile {args.profile}) ...", flush=True)
         result = measure_notebook(path, args.profile, interval=args.interval)
         status = "ok" if result["ok"] else "FAILED"
-        print(f"  {status}: {_fmt_time(result['wall_s'])}, peak {result['peak_gb']:.2f} GB", flush=True)
+        print(
+            f"  {status}: {_fmt_time(result['wall_s'])} wall, {_fmt_time(result['cpu_s'])} kernel CPU, "
+            f"peak {result['peak_gb']:.2f} GB, load average {result['load']:.1f}",
+            flush=True,
+        )
         results.append(result)
         if result["ok"] and not args.no_write:
             update_notebook_header(path, [result])

@@ -25,5 +25,6 @@ def test_weights_override_for_offline_machines(monkeypatch):
 def test_profiles_shrink_work_from_gpu_to_ci():
     ci, cpu, gpu = PROFILES["ci"], PROFILES["cpu"], PROFILES["gpu"]
     assert ci.weights is None and cpu.weights == "imagenet"
-    assert ci.phantom_patients < cpu.phantom_patients < gpu.phantom_patients
+    assert max(ci.phantom_patients, cpu.phantom_patients) < gpu.phantom_patients
+    assert ci.phantom_size < cpu.phantom_size < gpu.phantom_size
     assert ci.image_size < cpu.image_size == 224
