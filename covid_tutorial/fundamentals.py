@@ -3,7 +3,8 @@
 Notebook 01 (CNN fundamentals) introduces
 :func:`conv2d_numpy`, :func:`pool2d_numpy`, :func:`conv_output_size`,
 :func:`conv2d_params`, :func:`dense_params`, :func:`layer_costs`, :func:`count_macs`,
-:func:`build_lenet5`, :func:`build_alexnet` and :data:`QUOTED_IMAGENET_RESULTS`.
+:func:`build_small_cnn`, :func:`build_lenet5`, :func:`build_alexnet`,
+:func:`architecture_costs` and :data:`QUOTED_IMAGENET_RESULTS`.
 
 Notebook 02 (ResNet and residual learning) introduces
 :func:`make_texture_task`, :func:`build_deep_cnn` (with :func:`build_plain_cnn` and

@@ -284,7 +284,7 @@ def _sample_ground_glass(rng, anatomy: _Anatomy) -> _Lesions:
             )
     return _Lesions(
         kind="COVID-19",
-        fill=rng.uniform(0.7, 0.9),  # hazy: vessels and ribs still show through
+        fill=rng.uniform(0.55, 0.75),  # hazy: vessels and ribs still show through
         blobs=tuple(blobs),
         texture=_smooth_noise(rng, cells=40),
     )
@@ -316,7 +316,7 @@ def _sample_consolidation(rng, anatomy: _Anatomy) -> _Lesions:
     region = (side, anatomy.midline, boundary, rng.uniform(-0.2, 0.3), margin, lower)
     return _Lesions(
         kind="Pneumonia",
-        fill=rng.uniform(0.95, 1.15),  # dense: as white as the heart
+        fill=rng.uniform(1.0, 1.2),  # dense: as white as the heart
         region=region,
         bronchi=tuple(bronchi),
         texture=_smooth_noise(rng, cells=40),

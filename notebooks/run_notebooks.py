@@ -177,8 +177,10 @@ def measure_notebook(path: Path, profile: str, interval: float = 0.2, timeout: i
             str(Path(tmp) / path.name),
             str(path),
         ]
+        log_path = Path(tmp) / "log.txt"  # a file, not a pipe: a full pipe would block the child
+        log_file = log_path.open("w")
         start = time.perf_counter()
-        child = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        child = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT)
         peak, cpu_seconds, loads = 0, {}, []
         while child.poll() is None:
             peak = max(peak, _kernel_tree_sample(child.pid, cpu_seconds))
@@ -188,7 +190,9 @@ def measure_notebook(path: Path, profile: str, interval: float = 0.2, timeout: i
                 break
             time.sleep(interval)
         wall = time.perf_counter() - start
-        log = child.stdout.read()
+        child.wait()
+        log_file.close()
+        log = log_path.read_text(errors="replace")
     if child.returncode != 0:
         print(log[-4000:], file=sys.stderr)
     return {
@@ -247,7 +251,7 @@ def _parse_table(block: str) -> dict:
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) == len(COLUMNS) and cells[0].endswith(".ipynb"):
             row = dict(zip(COLUMNS, cells))
-            rows[(row["notebook"].strip("`"), row["profile"].strip("`"))] = row
+            rows[(row["notebook"], row["profile"])] = row
     return rows
 
 
@@ -259,7 +263,7 @@ def _render_table(rows: dict) -> str:
     ]
     for key in sorted(rows, key=lambda k: (k[0], order.get(k[1], 9))):
         row = rows[key]
-        lines.append("| " + " | ".join(str(row[c]).strip("`") if c in ("notebook", "profile") else str(row[c]) for c in COLUMNS) + " |")
+        lines.append("| " + " | ".join(str(row[c]) for c in COLUMNS) + " |")
     lines.append("")
     lines.append(
         "Measured with `python notebooks/run_notebooks.py measure --profile PROFILE`: wall time of a "

@@ -221,3 +221,12 @@ def test_make_dataset_yields_rgb_batches(phantom_dir):
     assert images.shape == (4, 48, 48, 3) and labels.shape == (4, 3)
     assert images.dtype.name == "float32" and float(images.numpy().max()) <= 255
     np.testing.assert_array_equal(images[..., 0], images[..., 2])
+
+
+def test_input_pipeline_benchmark_reports_all_candidates(phantom_dir):
+    from covid_tutorial.data import benchmark_input_pipeline
+
+    result = benchmark_input_pipeline(load_dataset(phantom_dir).head(12), image_size=32, batch_size=4, epochs=2)
+    assert len(result) == 3 and result["pipeline"].iloc[-1].startswith("course pipeline")
+    assert (result[["epoch_1_images_per_s", "later_epochs_images_per_s"]] > 0).all().all()
+    assert result["course_speedup_later_epochs"].iloc[-1] == 1.0
