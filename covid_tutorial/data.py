@@ -348,7 +348,7 @@ def load_images(
     Unreadable images are skipped, counted and named in a warning; the returned table
     holds only the rows that were loaded, in the same order as the array.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     images, kept, failed = [], [], []
     paths = tqdm(table["path"], desc=f"Loading images at {image_size}px", disable=not progress)
@@ -476,14 +476,22 @@ def data_root() -> Path:
 
 
 def ensure_phantoms(profile=None, *, progress: bool = True) -> Path:
-    """Generate the profile's phantom dataset into ``data/phantoms-<profile>`` unless it exists."""
-    from .phantoms import generate_phantoms
+    """Generate the profile's phantom dataset unless it exists; return its folder.
+
+    The folder name, ``data/phantoms-<profile>-<N>p-<size>px-<generator>``, changes with
+    the profile's size and with the generator's code, so a stale copy is never reused.
+    """
+    import hashlib
+
+    from . import phantoms
     from .profiles import get_profile
 
     profile = get_profile(profile)
-    out = data_root() / f"phantoms-{profile.name}"
+    generator = hashlib.sha256(Path(phantoms.__file__).read_bytes()).hexdigest()[:8]
+    name = f"phantoms-{profile.name}-{profile.phantom_patients}p-{profile.phantom_size}px-{generator}"
+    out = data_root() / name
     if not (out / "metadata.csv").is_file():
-        generate_phantoms(
+        phantoms.generate_phantoms(
             out, patients=profile.phantom_patients, size=profile.phantom_size, seed=0, progress=progress
         )
     return out

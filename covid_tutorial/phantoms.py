@@ -118,7 +118,8 @@ class _Lesions:
     kind: str  # "COVID-19", "Pneumonia" or "Normal"
     fill: float  # share of the air replaced by fluid where the lesion layer is 1
     blobs: tuple = ()  # (x, y, sigma_x, sigma_y, angle, amplitude) per blob
-    region: tuple = ()  # (side, midline, fissure y, tilt, margin, lower lobe?)
+    side: int = 0  # the lung of a one-sided lesion: -1 image left, +1 image right
+    midline: float = 0.5
     bronchi: tuple = ()  # polylines of air bronchograms inside a consolidation
     texture: np.ndarray | None = None
 
@@ -291,33 +292,32 @@ def _sample_ground_glass(rng, anatomy: _Anatomy) -> _Lesions:
 
 
 def _sample_consolidation(rng, anatomy: _Anatomy) -> _Lesions:
-    """A lobe of one lung filled with fluid, crossed by air bronchograms."""
+    """A large dense consolidation in one lung, crossed by air bronchograms."""
     side = int(rng.choice([-1, 1]))
-    lower = bool(rng.random() < 0.65)
     height = anatomy.right_dome_y + anatomy.costophrenic_drop - anatomy.apex_y
-    if lower:  # lower lobe: a hazy upper margin, filling the base of the lung
-        boundary = anatomy.apex_y + rng.uniform(0.45, 0.6) * height
-        margin = rng.uniform(0.03, 0.06)
-    else:  # upper lobe: a sharp lower margin along the horizontal fissure
-        boundary = anatomy.apex_y + rng.uniform(0.4, 0.5) * height
-        margin = rng.uniform(0.01, 0.02)
+    y = anatomy.apex_y + rng.uniform(0.45, 0.68) * height  # middle or lower zone
+    medial, lateral, _, _ = _lung_edges(anatomy, side, y)
+    across = float(medial + rng.uniform(0.5, 0.65) * (lateral - medial))
+    x = anatomy.midline + side * across
+    rx = rng.uniform(0.55, 0.75) * anatomy.lung_width
+    ry = rng.uniform(0.1, 0.14)
     bronchi = []
     for _ in range(rng.integers(2, 5)):
-        angle = rng.uniform(0.3, 1.1) * (1 if lower else -1)  # fanning out
-        bx = anatomy.midline + side * (anatomy.medial_gap + 0.03)
-        by = boundary + (0.04 if lower else -0.04)
+        angle = rng.uniform(-0.7, 0.7)  # fanning out from the hilum side
+        bx, by = x - side * 0.6 * rx, y + rng.uniform(-0.3, 0.3) * ry
         points = [(bx, by)]
         for _ in range(4):
             angle += rng.normal(0, 0.15)
-            bx += side * 0.035 * math.cos(angle)
-            by += 0.035 * math.sin(angle)
+            bx += side * 0.25 * rx * math.cos(angle)
+            by += 0.25 * rx * math.sin(angle)
             points.append((bx, by))
         bronchi.append(np.array(points))
-    region = (side, anatomy.midline, boundary, rng.uniform(-0.2, 0.3), margin, lower)
     return _Lesions(
         kind="Pneumonia",
         fill=rng.uniform(1.0, 1.2),  # dense: as white as the heart
-        region=region,
+        blobs=((x, y, rx, ry, rng.uniform(-0.3, 0.3), 1.0),),
+        side=side,
+        midline=anatomy.midline,
         bronchi=tuple(bronchi),
         texture=_smooth_noise(rng, cells=40),
     )
@@ -350,7 +350,7 @@ def _dome_line(anatomy: _Anatomy, side: int, across) -> np.ndarray:
 
 
 def _render_anatomy(anatomy: _Anatomy, study: _Study, x, y, size):
-    """Attenuation of the body without lesions, the lung mask and the air in view."""
+    """Attenuation of the body without lesions, the lung mask, and what filling adds."""
     edge = max(1.5 / size, 0.006)
     offset = x - anatomy.midline
     across = np.abs(offset)
@@ -436,7 +436,10 @@ def _render_anatomy(anatomy: _Anatomy, study: _Study, x, y, size):
         stomach_y = anatomy.right_dome_y + anatomy.left_dome_drop + 0.07
         bubble = _ellipse(x, y, anatomy.midline + 0.17, stomach_y, 0.045, 0.025)
         attenuation -= 0.1 * _ramp(1 - bubble, 0.4)
-    return attenuation, lungs, air
+    # What fluid filling the lungs would add: the air it replaces, plus as much
+    # again as the heart has over soft tissue, where no heart is in front.
+    filled = anatomy.lung_air * air + _FILLED_LUNG * lungs * (1 - central)
+    return attenuation, lungs, filled
 
 
 def _rib_curves(anatomy: _Anatomy) -> list:
@@ -477,15 +480,11 @@ def _render_lesions(lesions: _Lesions, study: _Study, x, y, size) -> np.ndarray:
             radius = _ellipse(x, y, cx, cy, sx * extent, sy * extent, angle)
             clear *= 1 - min(1.0, amplitude * intensity) * np.exp(-0.5 * radius**2)
         return (1 - clear) * (0.7 + 0.3 * texture)
-    # Pneumonia: the lobe on one side of a fissure, patchy, with dark bronchi.
-    side, midline, boundary, tilt, margin, lower = lesions.region
-    across = side * (x - midline)
-    grow = (extent - 1) * 0.06  # a growing lesion pushes its margin outwards
-    if lower:
-        layer = _ramp(y - (boundary - grow + tilt * across), margin)
-    else:
-        layer = _ramp((boundary + grow + tilt * across) - y, margin)
-    layer *= _ramp(across, 0.01) * (0.8 + 0.2 * texture)
+    # Pneumonia: a boxy dense opacity, confined to its lung, with dark bronchi.
+    cx, cy, rx, ry, angle, _ = lesions.blobs[0]
+    radius = _ellipse(x, y, cx, cy, rx * extent, ry * extent, angle, power=3.0)
+    layer = np.clip((1 - radius) / 0.2, 0, 1) ** 0.7 * (0.8 + 0.2 * texture)
+    layer *= _ramp(lesions.side * (x - lesions.midline), 0.01)
     air = _draw_curves(size, lesions.bronchi, 0.008)
     air = cv2.GaussianBlur(air, (0, 0), max(0.5, 0.003 * size))
     return np.clip(layer * intensity, 0, 1) * (1 - 0.35 * air)
@@ -493,10 +492,9 @@ def _render_lesions(lesions: _Lesions, study: _Study, x, y, size) -> np.ndarray:
 
 def _render_study(anatomy, lesions, study, x, y, size, noise_rng):
     """One radiograph (uint8) and its lesion mask (0/255)."""
-    attenuation, lungs, air = _render_anatomy(anatomy, study, x, y, size)
+    attenuation, lungs, filled = _render_anatomy(anatomy, study, x, y, size)
     lesion = _render_lesions(lesions, study, x, y, size) * np.clip(lungs, 0, 1)
-    # Fluid replaces air: filled lung is as dense as the heart, where it is in view.
-    filled = anatomy.lung_air * air + _FILLED_LUNG * np.clip(lungs, 0, 1)
+    # Fluid replaces air: a filled lung is as dense as the heart.
     attenuation = attenuation + lesions.fill * lesion * filled
 
     # Pose: the same small rotation and shift moves the body and its lesions.

@@ -278,7 +278,7 @@ def train_run(
         learning_rate=settings["learning_rate"],
         class_weight=class_weights(table.loc[part["train"], "label"], class_names),
         fine_tune_layers=settings["fine_tune_layers"],
-        out_dir=out,
+        out_dir=None,  # the best weights end up in model.keras; checkpoint/ holds the rest
         verbose="auto" if progress else 0,
         checkpoint=checkpoint,
         callbacks=callbacks,

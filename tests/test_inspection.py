@@ -74,3 +74,18 @@ def test_inspect_metadata_reports_missing_rows_and_unmapped_labels(phantom_dir, 
     assert main(["inspect", str(phantom_dir)]) == 0
     text = capsys.readouterr().out
     assert "Patients: 30" in text and "Exact duplicates: 0 pair(s)" in text
+
+
+def test_leakage_shows_on_labels_that_mean_nothing(phantom_dir):
+    """Random labels per patient: no disease signal at all, so only a leaky split can beat chance."""
+    from covid_tutorial.data import load_dataset, load_images
+    from covid_tutorial.inspection import measure_split_leakage
+
+    thumbnails, table = load_images(load_dataset(phantom_dir), 16, progress=False)
+    patients = table["patient_id"].to_numpy()
+    rng = np.random.default_rng(2026)  # not the generator's own seed: its class permutation would come back
+    label_of = dict(zip(np.unique(patients), rng.permutation(np.arange(len(np.unique(patients))) % 3)))
+    labels = np.array([label_of[p] for p in patients])
+    scores = measure_split_leakage(thumbnails.reshape(len(table), -1), labels, patients, rounds=10).mean()
+    assert scores["patient-wise split"] < 0.5, "close to chance (1/3)"
+    assert scores["image-wise split"] > scores["patient-wise split"] + 0.08
