@@ -241,6 +241,20 @@ def cmd_bench_predict(args) -> int:
     return 0
 
 
+def cmd_bench_pipeline(args) -> int:
+    from .data import benchmark_input_pipeline
+
+    result = benchmark_input_pipeline(
+        _load(args), image_size=args.image_size, batch_size=args.batch_size, epochs=args.epochs
+    )
+    print(f"Command: covid-tutorial bench pipeline {args.data} --image-size {args.image_size} "
+          f"--batch-size {args.batch_size} --epochs {args.epochs}")
+    print(result.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+    ratio = result["later_epochs_images_per_s"].iloc[-1] / result["later_epochs_images_per_s"].iloc[0]
+    print(f"Course pipeline against ImageDataGenerator as older tutorials use it (epochs 2+): {ratio:.1f}x")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="covid-tutorial",
@@ -427,6 +441,19 @@ def build_parser() -> argparse.ArgumentParser:
     bench_predict.add_argument("--batch-size", type=int, default=16, help="batch for throughput (default: 16)")
     bench_predict.add_argument("--warmup", type=int, default=3, help="untimed calls first (default: 3)")
     bench_predict.set_defaults(func=cmd_bench_predict)
+
+    bench_pipeline = bench_kinds.add_parser(
+        "pipeline",
+        help="images per second: tf-keras ImageDataGenerator against the course's tf.data pipeline",
+        description="Load and augment the images of DATA with ImageDataGenerator (RGB as older "
+        "tutorials do, and grayscale) and with the course pipeline (decode once, cached uint8, one "
+        "fused affine warp per batch); print images per second for epoch 1 and later epochs.",
+    )
+    _add_data(bench_pipeline)
+    bench_pipeline.add_argument("--image-size", type=int, default=224, help="default: 224")
+    bench_pipeline.add_argument("--batch-size", type=int, default=32, help="default: 32")
+    bench_pipeline.add_argument("--epochs", type=int, default=3, help="epochs per candidate, at least 2 (default: 3)")
+    bench_pipeline.set_defaults(func=cmd_bench_pipeline)
     return parser
 
 
