@@ -37,12 +37,3 @@ def phantom_tree(phantom_dir, tmp_path_factory):
         (root / row.label).mkdir(exist_ok=True)
         shutil.copy(row.path, root / row.label)
     return root
-
-
-def snapshot(folder):
-    """Every file under ``folder`` with its size and modification time."""
-    return {
-        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }

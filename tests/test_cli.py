@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import snapshot
+from folder_snapshot import snapshot
 from covid_tutorial.cli import build_parser, main
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import snapshot
+from folder_snapshot import snapshot
 from covid_tutorial.data import (
     CLASS_NAMES,
     DataWarning,

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from conftest import snapshot
+from folder_snapshot import snapshot
 from covid_tutorial.cli import main
 from covid_tutorial.inspection import NEAR_DUPLICATE_BITS, inspect_dataset, perceptual_hash
 
