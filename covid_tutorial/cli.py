@@ -255,6 +255,84 @@ def cmd_bench_pipeline(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from . import compare
+    from .errors import CourseError
+
+    import shlex
+
+    command = "covid-tutorial " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["compare"] else None
+    if args.zoo or args.speed:
+        models = compare.resolve_models(args.models or ["zoo" if args.zoo else "efficientnetb0"])
+        if args.out:
+            args.out.mkdir(parents=True, exist_ok=True)
+        if args.zoo:
+            table = compare.zoo_table(models, args.image_size, progress=True)
+            shown = table[["model", "family", "in_paper", "native_size", "params_M", "GMACs", "GFLOPs", "conv_layers", "blocks"]]
+            print(compare.markdown_table(shown, index=False, digits=2))
+            if args.out:
+                table.to_csv(args.out / "zoo.csv", index=False)
+        if args.speed:
+            table = compare.speed_table(
+                models,
+                image_size=args.image_size,
+                batch_size=args.batch_size or 16,
+                precisions=("float32", "mixed_float16") if args.mixed_precision else ("float32",),
+                xla=(False, True) if args.xla else (False,),
+                repeats=args.latency_repeats,
+            )
+            print(compare.speed_markdown(table))
+            if args.out:
+                path = args.out / "speed.csv"
+                table.to_csv(path, mode="a", header=not path.is_file(), index=False)
+                print(f"Appended to {path}")
+        return 0
+    if args.merge is not None:
+        out = args.merge
+    else:
+        if args.data is None or args.out is None or not args.models:
+            raise CourseError("compare needs DATA, --models and --out (or --merge DIR, --zoo, --speed). See --help.")
+        out = args.out
+        try:
+            compare.run_comparison(
+                args.data,
+                out,
+                models=args.models,
+                folds=args.folds,
+                repeats=args.repeats,
+                profile=args.profile,
+                seed=args.seed,
+                image_size=args.image_size,
+                batch_size=args.batch_size,
+                head_epochs=args.epochs,
+                fine_tune_epochs=args.fine_tune_epochs,
+                mixed_precision=args.mixed_precision,
+                xla=args.xla,
+                eager=args.eager,
+                shard=args.shard,
+                results_file=args.results_file,
+                max_runs=args.max_runs,
+                latency_repeats=args.latency_repeats,
+                image_dir=args.images,
+                unmapped="drop" if args.drop_unmapped else "error",
+                command=command,
+            )
+        except KeyboardInterrupt:
+            print(f"Stopped. Finished runs are saved in {out}; run the same command again to continue.", file=sys.stderr)
+            raise
+    report = compare.write_report(out)
+    about, board = report["about"], report["leaderboard"]
+    print(f"\n{about['runs']} runs on {'; '.join(about['devices'])}")
+    print(compare.markdown_table(board[["rounds", "macro_f1", "ci_low_corrected", "ci_high_corrected", "params_M", "latency_ms", "images_per_s"]]))
+    if not report["paired_tests"].empty:
+        print("\nPaired corrected resampled t-tests (macro F1):")
+        columns = ["model_a", "model_b", "rounds", "mean_difference", "t", "p_value", "p_naive", "p_holm"]
+        print(compare.markdown_table(report["paired_tests"][columns], index=False, digits=4))
+    print(f"\nWrote merged_results.csv, summary.csv, paired_tests.csv, pareto.png and report.md to {out}")
+    print(NOT_FOR_CLINICAL_USE, file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="covid-tutorial",
@@ -454,6 +532,46 @@ def build_parser() -> argparse.ArgumentParser:
     bench_pipeline.add_argument("--batch-size", type=int, default=32, help="default: 32")
     bench_pipeline.add_argument("--epochs", type=int, default=3, help="epochs per candidate, at least 2 (default: 3)")
     bench_pipeline.set_defaults(func=cmd_bench_pipeline)
+
+    compare_ = commands.add_parser(
+        "compare",
+        help="compare backbones with repeated stratified patient-grouped k-fold (resumable, shardable)",
+        description="Train and test every model of --models on the same patient-grouped folds, repeated with "
+        "new folds; append each (model, repeat, fold) result to a CSV as soon as it is known, so that the same "
+        "command resumes a killed run. Several machines can share the work (--shard i/n or --results-file); "
+        "their results*.csv files merge when read (--merge DIR). Writes per-class and macro metrics, the mean "
+        "and 95%% CI across rounds, latency per image on this device, a Pareto plot and corrected resampled "
+        "t-tests between the leading models. --zoo prints parameters, MACs and native resolution of the models; "
+        "--speed measures images per second. " + NOT_FOR_CLINICAL_USE,
+    )
+    compare_.add_argument("data", type=Path, nargs="?", help="dataset folder or metadata CSV (not needed with --merge, --zoo, --speed)")
+    compare_.add_argument("--images", type=Path, help="image folder for a metadata CSV (default: beside the CSV)")
+    compare_.add_argument("--drop-unmapped", action="store_true", help="drop images whose label maps to no course class")
+    compare_.add_argument(
+        "--models", nargs="+", metavar="NAME",
+        help="keras.applications names, any case (efficientnetb0 resnet50 ...), or a group: zoo (all 23), paper "
+        "(the 20 of Garg et al. 2022), efficientnets, modern",
+    )  # fmt: skip
+    compare_.add_argument("--out", type=Path, help="results folder (the same folder resumes)")
+    compare_.add_argument("--folds", type=int, help="k (default: the profile's)")
+    compare_.add_argument("--repeats", type=int, help="R repeats of the k-fold with new folds (default: the profile's)")
+    compare_.add_argument("--seed", type=int, default=0, help="repeat r splits with seed + r (default: 0)")
+    compare_.add_argument("--image-size", type=int, help="px (default: the profile's; gpu: each model's native size)")
+    compare_.add_argument("--batch-size", type=int, help="default: the profile's")
+    compare_.add_argument("--epochs", type=int, help="epochs of stage 1 (or of the whole training without weights)")
+    compare_.add_argument("--fine-tune-epochs", type=int, help="epochs of stage 2")
+    compare_.add_argument("--mixed-precision", action="store_true", help="mixed_float16 (float32 output); with --speed: measure both")
+    compare_.add_argument("--xla", action="store_true", help="XLA-compiled steps; with --speed: measure with and without")
+    compare_.add_argument("--eager", action="store_true", help="no graph tracing: faster only for tiny CPU runs (ci)")
+    compare_.add_argument("--shard", metavar="I/N", help="this machine does runs I, I+N, ... into results-shardIofN.csv")
+    compare_.add_argument("--results-file", metavar="NAME", help="this machine's results file, e.g. results-gpu2.csv")
+    compare_.add_argument("--max-runs", type=int, help="stop after this many new runs (resume later)")
+    compare_.add_argument("--latency-repeats", type=int, default=20, help="timed calls per latency (default: 20)")
+    compare_.add_argument("--merge", type=Path, metavar="DIR", help="only merge the results*.csv in DIR and report")
+    compare_.add_argument("--zoo", action="store_true", help="print parameters, MACs and native size of --models (default: all 23)")
+    compare_.add_argument("--speed", action="store_true", help="measure images per second of --models on this device")
+    _add_profile(compare_)
+    compare_.set_defaults(func=cmd_compare)
     return parser
 
 

@@ -31,6 +31,7 @@ layer's resolution are resized to the input size with :func:`upsample_maps` (bil
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 import warnings
@@ -123,15 +124,20 @@ def upsample_maps(maps, size: int | tuple[int, int]) -> np.ndarray:
 
 @contextlib.contextmanager
 def _quiet_keras():
-    """No progress bars from model.predict and no input-structure warnings from tf-keras-vis."""
+    """No progress bars from model.predict, no input-structure warnings from tf-keras-vis, and
+    no retracing notices (each new model traces its own compiled function once, by design)."""
     interactive = keras.config.is_interactive_logging_enabled()
+    logger = tf.get_logger()
+    level = logger.level
     keras.config.disable_interactive_logging()
+    logger.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*structure of `inputs`.*")
             warnings.filterwarnings("ignore", category=DeprecationWarning)
             yield
     finally:
+        logger.setLevel(level)
         if interactive:
             keras.config.enable_interactive_logging()
 
@@ -178,7 +184,8 @@ class GradCAM:
         """
         images = tf.convert_to_tensor(as_model_input(images))
         index = _class_indices(class_index, images.shape[0])
-        maps = self._compiled(images, tf.constant(index)).numpy()
+        with _quiet_keras():
+            maps = self._compiled(images, tf.constant(index)).numpy()
         return normalize_maps(maps) if normalize else maps
 
 
@@ -516,10 +523,11 @@ def _probability_function(model_or_function, batch_size: int = 32):
     forward = tf.function(lambda x: model_or_function(x, training=False), reduce_retracing=True)
 
     def predict(images):
-        parts = [
-            forward(tf.constant(images[start : start + batch_size])).numpy()
-            for start in range(0, len(images), batch_size)
-        ]
+        with _quiet_keras():
+            parts = [
+                forward(tf.constant(images[start : start + batch_size])).numpy()
+                for start in range(0, len(images), batch_size)
+            ]
         return np.concatenate(parts).astype(np.float64)
 
     return predict
@@ -738,6 +746,56 @@ def activation_statistics(activations: dict, image_labels=None) -> pd.DataFrame:
     return table.drop(columns="label") if image_labels is None else table
 
 
+def input_resemblance(activations: dict, images) -> pd.DataFrame:
+    """Per layer: how much the mean feature map looks like the input image.
+
+    For each image, the mean over channels of the layer's activation is compared with the
+    image shrunk to the layer's size (``cv2.INTER_AREA``) by Spearman rank correlation;
+    the table gives the mean and spread over images. High values mean the layer still
+    carries the picture's layout and brightness, which convolutions and identity
+    shortcuts do by construction, trained or not.
+    """
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim == 4:
+        images = images.mean(axis=-1)
+    rows = []
+    for depth, (name, values) in enumerate(activations.items()):
+        height, width = values.shape[1:3]
+        small = [cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA) for image in images]
+        rhos = np.array([rank_correlation(v.mean(axis=-1), s) for v, s in zip(values, small)])
+        finite = rhos[np.isfinite(rhos)]
+        rows.append(
+            {
+                "depth": depth,
+                "layer": name,
+                "resemblance": finite.mean() if finite.size else np.nan,
+                "spread": finite.std() if finite.size else np.nan,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def channel_lesion_energy(activation, masks) -> np.ndarray:
+    """Per channel: the mean share of its positive activation that falls inside the lesion mask.
+
+    ``activation`` (n, h, w, c) and ``masks`` (n, H, W); images without a lesion are left
+    out, and each channel's map is resized to the mask size first. Compare with the
+    lesions' share of the image (:func:`energy_inside` of a flat map): a channel far above
+    it responds to lesions more than to the rest of the image.
+    """
+    activation, masks = np.maximum(np.asarray(activation, dtype=np.float32), 0), np.asarray(masks, dtype=bool)
+    keep = masks.reshape(len(masks), -1).any(axis=1)
+    if not keep.any():
+        raise ValueError("no image has a lesion: channel_lesion_energy needs lesion masks")
+    shares = []
+    for values, mask in zip(activation[keep], masks[keep]):
+        maps = np.moveaxis(values, -1, 0)  # (c, h, w)
+        shares.append(energy_inside(upsample_maps(maps, mask.shape), np.repeat(mask[None], len(maps), axis=0)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a channel that is never positive: NaN
+        return np.nanmean(np.stack(shares), axis=0)
+
+
 def feature_map_grid(activation, channels=None, columns: int = 8) -> np.ndarray:
     """Tile channels of one activation (h, w, c) into a 2-D image, each channel scaled to 0..1.
 
@@ -814,25 +872,69 @@ def maximize_filter_activation(
 # ---------------------------------------------------------------- shortcut learning
 
 
+def box_mask(size, box) -> np.ndarray:
+    """Boolean (height, width) mask of a box given as fractions (top, bottom, left, right)."""
+    height, width = (size, size) if np.isscalar(size) else size
+    top, bottom, left, right = box
+    mask = np.zeros((height, width), dtype=bool)
+    mask[round(top * height) : round(bottom * height), round(left * width) : round(right * width)] = True
+    return mask
+
+
 def energy_in_box(heatmaps, box) -> np.ndarray:
     """Share of each map's energy inside a box given as fractions (top, bottom, left, right)."""
     heatmaps = np.asarray(heatmaps, dtype=np.float64)
-    masks = np.zeros(heatmaps.shape, dtype=bool)
-    height, width = heatmaps.shape[1:3]
-    top, bottom, left, right = box
-    masks[:, round(top * height) : round(bottom * height), round(left * width) : round(right * width)] = True
+    masks = np.repeat(box_mask(heatmaps.shape[1:3], box)[None], len(heatmaps), axis=0)
     return energy_inside(heatmaps, masks)
 
 
 def mask_outside_box(images, box, fill: int = 0) -> np.ndarray:
-    """Images with everything outside a central box (fractions top, bottom, left, right) set to ``fill``."""
+    """Images with everything outside a box (fractions top, bottom, left, right) set to ``fill``."""
     images = np.array(images, copy=True)
-    height, width = images.shape[1:3]
-    top, bottom, left, right = box
-    keep = np.zeros((height, width), dtype=bool)
-    keep[round(top * height) : round(bottom * height), round(left * width) : round(right * width)] = True
-    images[:, ~keep] = fill
+    images[:, ~box_mask(images.shape[1:3], box)] = fill
     return images
+
+
+def where_maps_point(maps, lesion_masks, box) -> pd.Series:
+    """Does a set of maps point at a box (an artefact's corner, say) or at the lesions?
+
+    Pointing-game hit rate and mean energy share for the box and for the lesion masks,
+    next to their chance levels (the box's and the lesions' share of the image). Images
+    without a lesion and flat maps are left out of the lesion figures.
+    """
+    maps, lesion_masks = np.asarray(maps, dtype=np.float32), np.asarray(lesion_masks, dtype=bool)
+    region = np.repeat(box_mask(maps.shape[1:3], box)[None], len(maps), axis=0)
+    with_lesion = lesion_masks.reshape(len(lesion_masks), -1).any(axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # no lesion at all: NaN
+        return pd.Series(
+            {
+                "peak in the box": np.nanmean(pointing_game(maps, region)),
+                "peak on a lesion": np.nanmean(pointing_game(maps, lesion_masks)),
+                "energy in the box": np.nanmean(energy_inside(maps, region)),
+                "energy on lesions": np.nanmean(energy_inside(maps, lesion_masks)),
+                "box's share of the image": float(region[0].mean()),
+                "lesions' share of the image": float(lesion_masks[with_lesion].mean()) if with_lesion.any() else np.nan,
+            }
+        )
+
+
+def accuracy_by_test_set(model, test_sets: dict, class_names) -> pd.DataFrame:
+    """One row per test set: images, accuracy and the recall of each class.
+
+    ``test_sets`` maps a name to ``(images, labels)`` (uint8 grayscale images, class names).
+    """
+    predict = _probability_function(model)
+    rows = {}
+    for name, (images, labels) in test_sets.items():
+        truth = np.array([list(class_names).index(label) for label in labels])
+        guess = predict(as_model_input(images)).argmax(1)
+        row = {"images": len(truth), "accuracy": float((guess == truth).mean())}
+        for k, cls in enumerate(class_names):
+            row[f"recall {cls}"] = float((guess[truth == k] == k).mean()) if (truth == k).any() else np.nan
+        rows[name] = row
+    table = pd.DataFrame(rows).T
+    return table.astype({"images": int})
 
 
 def write_masked_dataset(source, out, box, fill: int = 0) -> Path:

@@ -5,7 +5,8 @@ three classes and writes them in the layout of the public covid-chestxray-datase
 (``images/``, ``metadata.csv``), plus one lesion mask per image (``masks/``):
 
 * ``COVID-19``: bilateral, peripheral, mostly lower-zone ground-glass opacities;
-* ``Pneumonia``: a dense lobar consolidation in one lung, with air bronchograms;
+* ``Pneumonia``: one large dense consolidation in the middle or lower zone of one
+  lung (left in half the patients, right in the other half), with air bronchograms;
 * ``Normal``: clear lungs.
 
 Each patient has 1 to 4 studies a few days apart, with a slightly different pose
@@ -20,15 +21,19 @@ ways that matter for what a model trained on it can tell you:
 
 * **Anatomy**: smooth, hand-drawn shapes (body, lungs, heart, ribs, clavicles,
   spine, a few vessels). No trabecular bone, no breast shadows, no scapulae, no
-  real vascular tree, no scoliosis, no rotated or inspiratory-failed films.
+  real vascular tree, no scoliosis, no patient turned by more than a few degrees,
+  no poorly inspired films, no children.
 * **Pathology**: one idealised picture per class. Real COVID-19 can be unilateral
   or invisible on X-ray, real bacterial pneumonia can be patchy or bilateral, and
   real images show effusions, atelectasis, nodules, old scars and heart failure,
   none of which appear here. The classes are far easier to tell apart than in
   life, so a high score on phantoms says that a pipeline works, not that a model
   can detect COVID-19.
-* **Labels**: exact by construction. Real labels come from reports and PCR tests,
-  are noisy, and the "no finding" class is often drawn from another hospital.
+* **Labels and masks**: exact by construction; a mask is a threshold of the very
+  layer that drew the lesion. Real labels come from reports and PCR tests, are
+  noisy, and the "no finding" class is often drawn from another hospital.
+* **Balance**: equal thirds of patients per class, pneumonia equally often left and
+  right. Real prevalences are nothing like that.
 * **Acquisition**: one imaginary scanner. No hospital, device or site effects, no
   tubes, wires, pacemakers, burned-in text, rulers, collimation borders or JPEG
   artefacts, unless you ask for the one artefact on offer (``marker_class``), a
@@ -52,7 +57,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 PHANTOM_FINDINGS = {
     "COVID-19": "Pneumonia/Viral/COVID-19",
@@ -149,8 +154,7 @@ def _lung_edges(anatomy: _Anatomy, side: int, y):
     """Medial and lateral edges (distance from midline) of one lung at height y.
 
     ``side`` is -1 for the lung on the image left (the patient's right), +1 for
-    the lung on the image right. Returns ``(medial, lateral, dome_y, t)`` where
-    ``t`` runs from 0 at the apex to 1 at the costophrenic angle.
+    the lung on the image right.
     """
     gap, width = anatomy.medial_gap, anatomy.lung_width
     dome_y = anatomy.right_dome_y + (anatomy.left_dome_drop if side > 0 else 0.0)
@@ -160,13 +164,24 @@ def _lung_edges(anatomy: _Anatomy, side: int, y):
     lateral = apex_x + (gap + width - apex_x) * np.sqrt(1 - (1 - t) ** 2)
     t_medial = np.minimum(t / 0.35, 1.0)
     medial = apex_x - (apex_x - gap) * np.sqrt(1 - (1 - t_medial) ** 2)
-    return medial, lateral, dome_y, t
+    return medial, lateral
+
+
+def _dome_line(anatomy: _Anatomy, side: int, across) -> np.ndarray:
+    """Height of one diaphragm dome at a distance ``across`` from the midline."""
+    gap, width = anatomy.medial_gap, anatomy.lung_width
+    dome_y = anatomy.right_dome_y + (anatomy.left_dome_drop if side > 0 else 0.0)
+    peak_x = gap + 0.45 * width
+    return (
+        dome_y
+        + anatomy.costophrenic_drop * ((across - peak_x) / (gap + width - peak_x)) ** 2
+    )
 
 
 def _lung_field(x, y, anatomy: _Anatomy, side: int, edge: float) -> np.ndarray:
     """Soft mask (0..1) of one lung: rounded apex, dome below, sharp lateral angle."""
     across = side * (x - anatomy.midline)
-    medial, lateral, _, _ = _lung_edges(anatomy, side, y)
+    medial, lateral = _lung_edges(anatomy, side, y)
     dome = _dome_line(anatomy, side, across)
     return (
         _ramp(lateral - across, edge)
@@ -180,19 +195,22 @@ def _ellipse(x, y, cx, cy, rx, ry, angle=0.0, power=2.0) -> np.ndarray:
     """Normalised radius of a (super)ellipse: below 1 inside, 1 on the border."""
     cos, sin = math.cos(angle), math.sin(angle)
     dx, dy = x - cx, y - cy
-    along = (cos * dx + sin * dy) / rx
-    across = (-sin * dx + cos * dy) / ry
-    return (np.abs(along) ** power + np.abs(across) ** power) ** (1 / power)
+    along = np.abs((cos * dx + sin * dy) / rx)
+    across = np.abs((-sin * dx + cos * dy) / ry)
+    if power == 2.0:  # the common case, without slow fractional powers
+        return np.sqrt(along * along + across * across)
+    if power == 3.0:
+        return np.cbrt(along * along * along + across * across * across)
+    return (along**power + across**power) ** (1 / power)
 
 
-def _draw_curves(size, curves, thickness, values=None) -> np.ndarray:
+def _draw_curves(size, curves, thickness) -> np.ndarray:
     """Antialiased polylines (coordinates in image widths) on a float layer, 0..1."""
     layer = np.zeros((size, size), np.uint8)
     width = max(1, round(thickness * size))
-    for index, points in enumerate(curves):
-        value = 255 if values is None else int(255 * values[index])
+    for points in curves:
         pixels = np.round((np.asarray(points) * size - 0.5) * 16).astype(np.int32)
-        cv2.polylines(layer, [pixels], False, value, width, cv2.LINE_AA, shift=4)
+        cv2.polylines(layer, [pixels], False, 255, width, cv2.LINE_AA, shift=4)
     return layer.astype(np.float32) / 255
 
 
@@ -207,11 +225,11 @@ def _upsample(noise: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(noise, (size, size), interpolation=cv2.INTER_CUBIC)
 
 
-def _sample_vessels(rng, midline, anatomy_args) -> tuple:
+def _sample_vessels(rng, midline: float, medial_gap: float) -> tuple:
     """Branching lines from each hilum towards the lung periphery."""
     curves = []
     for side in (-1, 1):
-        hilum_x = midline + side * (anatomy_args["medial_gap"] + 0.04)
+        hilum_x = midline + side * (medial_gap + 0.04)
         hilum_y = 0.42 + (0.0 if side < 0 else -0.02)
         for _ in range(rng.integers(5, 8)):
             angle = rng.uniform(-1.2, 1.4)  # 0 points straight out to the side
@@ -248,15 +266,15 @@ def _sample_anatomy(rng: np.random.Generator) -> _Anatomy:
     )
     # The heart rests on the diaphragm.
     args["heart_y"] = args["right_dome_y"] - rng.uniform(0.02, 0.045)
-    vessels = _sample_vessels(rng, args["midline"], args)
+    vessels = _sample_vessels(rng, args["midline"], args["medial_gap"])
     return _Anatomy(**args, vessels=vessels, texture=_smooth_noise(rng))
 
 
-def _sample_lesions(rng: np.random.Generator, kind: str, anatomy: _Anatomy) -> _Lesions:
+def _sample_lesions(rng, kind: str, anatomy: _Anatomy, side: int) -> _Lesions:
     if kind == "COVID-19":
         return _sample_ground_glass(rng, anatomy)
     if kind == "Pneumonia":
-        return _sample_consolidation(rng, anatomy)
+        return _sample_consolidation(rng, anatomy, side)
     return _Lesions(kind="Normal", fill=0.0)
 
 
@@ -270,7 +288,7 @@ def _sample_ground_glass(rng, anatomy: _Anatomy) -> _Lesions:
             y = anatomy.apex_y + t * (
                 anatomy.right_dome_y + anatomy.costophrenic_drop - anatomy.apex_y
             )
-            _, lateral, _, _ = _lung_edges(anatomy, side, y)
+            _, lateral = _lung_edges(anatomy, side, y)
             across = float(lateral) - rng.uniform(0.02, 0.065)
             sigma = rng.uniform(0.045, 0.07)
             blobs.append(
@@ -291,12 +309,11 @@ def _sample_ground_glass(rng, anatomy: _Anatomy) -> _Lesions:
     )
 
 
-def _sample_consolidation(rng, anatomy: _Anatomy) -> _Lesions:
+def _sample_consolidation(rng, anatomy: _Anatomy, side: int) -> _Lesions:
     """A large dense consolidation in one lung, crossed by air bronchograms."""
-    side = int(rng.choice([-1, 1]))
     height = anatomy.right_dome_y + anatomy.costophrenic_drop - anatomy.apex_y
     y = anatomy.apex_y + rng.uniform(0.45, 0.68) * height  # middle or lower zone
-    medial, lateral, _, _ = _lung_edges(anatomy, side, y)
+    medial, lateral = _lung_edges(anatomy, side, y)
     across = float(medial + rng.uniform(0.5, 0.65) * (lateral - medial))
     x = anatomy.midline + side * across
     rx = rng.uniform(0.55, 0.75) * anatomy.lung_width
@@ -338,18 +355,7 @@ def _sample_study(rng: np.random.Generator) -> _Study:
     )
 
 
-def _dome_line(anatomy: _Anatomy, side: int, across) -> np.ndarray:
-    """Height of one diaphragm dome at a distance ``across`` from the midline."""
-    gap, width = anatomy.medial_gap, anatomy.lung_width
-    dome_y = anatomy.right_dome_y + (anatomy.left_dome_drop if side > 0 else 0.0)
-    peak_x = gap + 0.45 * width
-    return (
-        dome_y
-        + anatomy.costophrenic_drop * ((across - peak_x) / (gap + width - peak_x)) ** 2
-    )
-
-
-def _render_anatomy(anatomy: _Anatomy, study: _Study, x, y, size):
+def _render_anatomy(anatomy: _Anatomy, view: str, x, y, size):
     """Attenuation of the body without lesions, the lung mask, and what filling adds."""
     edge = max(1.5 / size, 0.006)
     offset = x - anatomy.midline
@@ -368,7 +374,7 @@ def _render_anatomy(anatomy: _Anatomy, study: _Study, x, y, size):
     attenuation += 0.15 * abdomen * depth
 
     lungs = _lung_field(x, y, anatomy, -1, edge) + _lung_field(x, y, anatomy, 1, edge)
-    heart_scale = 1.1 if study.view == "AP" else 1.0  # AP films magnify the heart
+    heart_scale = 1.1 if view == "AP" else 1.0  # AP films magnify the heart
     left_ventricle = _ellipse(
         x,
         y,
@@ -490,9 +496,12 @@ def _render_lesions(lesions: _Lesions, study: _Study, x, y, size) -> np.ndarray:
     return np.clip(layer * intensity, 0, 1) * (1 - 0.35 * air)
 
 
-def _render_study(anatomy, lesions, study, x, y, size, noise_rng):
-    """One radiograph (uint8) and its lesion mask (0/255)."""
-    attenuation, lungs, filled = _render_anatomy(anatomy, study, x, y, size)
+def _render_study(body, lesions, study, x, y, size, noise_rng):
+    """One radiograph (uint8) and its lesion mask (0/255).
+
+    ``body`` is what :func:`_render_anatomy` returned for this patient and view.
+    """
+    attenuation, lungs, filled = body
     lesion = _render_lesions(lesions, study, x, y, size) * np.clip(lungs, 0, 1)
     # Fluid replaces air: a filled lung is as dense as the heart.
     attenuation = attenuation + lesions.fill * lesion * filled
@@ -581,10 +590,15 @@ def _is_our_stamp(path: Path) -> bool:
         return False
 
 
-def _assign_classes(patients: int, seed: int) -> list:
-    """Equal thirds (as near as the count allows), shuffled by the seed."""
-    classes = np.resize(np.array(list(PHANTOM_FINDINGS)), patients)
-    return list(np.random.default_rng(seed).permutation(classes))
+def _assign_classes(patients: int, seed: int) -> tuple:
+    """Classes in equal thirds, shuffled by the seed, and the lung each one-sided
+    pneumonia sits in: half left, half right, so that no split sees only one side."""
+    rng = np.random.default_rng(seed)
+    classes = rng.permutation(np.resize(np.array(list(PHANTOM_FINDINGS)), patients))
+    pneumonia = np.flatnonzero(classes == "Pneumonia")
+    sides = np.zeros(patients, dtype=int)
+    sides[pneumonia] = rng.permutation(np.resize([-1, 1], len(pneumonia)))
+    return [str(kind) for kind in classes], [int(side) for side in sides]
 
 
 def _patient_rows(patient_index, kind, seed, study_count, marker_class, marker_rate):
@@ -675,25 +689,28 @@ def generate_phantoms(
     coordinates = (np.arange(size, dtype=np.float32) + 0.5) / size
     x, y = np.meshgrid(coordinates, coordinates)
     rows = []
-    classes = _assign_classes(patients, seed)
+    classes, sides = _assign_classes(patients, seed)
     for patient_index in tqdm(
         range(patients), desc="phantoms", unit="patient", disable=not progress
     ):
-        kind = str(classes[patient_index])
+        kind = classes[patient_index]
         anatomy = _sample_anatomy(
             np.random.default_rng([seed, patient_index, _ANATOMY])
         )
-        lesions = _sample_lesions(
-            np.random.default_rng([seed, patient_index, _LESION]), kind, anatomy
-        )
+        lesion_rng = np.random.default_rng([seed, patient_index, _LESION])
+        lesions = _sample_lesions(lesion_rng, kind, anatomy, sides[patient_index])
         study_rng = np.random.default_rng([seed, patient_index, _STUDY])
         study_count = int(study_rng.integers(1, MAX_STUDIES + 1))
         patient_rows = _patient_rows(
             patient_index, kind, seed, study_count, marker_class, marker_rate
         )
+        bodies = {}  # the anatomy, drawn once per view, for all of its studies
         for row in patient_rows:
             study = _sample_study(study_rng)
-            image, mask = _render_study(anatomy, lesions, study, x, y, size, study_rng)
+            if study.view not in bodies:
+                bodies[study.view] = _render_anatomy(anatomy, study.view, x, y, size)
+            body = bodies[study.view]
+            image, mask = _render_study(body, lesions, study, x, y, size, study_rng)
             if row.get("marker"):
                 _burn_marker(image)
             row["view"] = study.view

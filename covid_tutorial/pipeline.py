@@ -1,8 +1,12 @@
 """Pipeline: the course's steps joined end to end, as the command line runs them.
 
 A RUN folder describes itself: ``config.json`` (classes, image size, preprocessing,
-backbone, versions), ``model.keras``, ``history.csv``, ``splits.csv`` and, after
-evaluation, ``metrics.json``, ``metrics.csv`` and ``report.html``.
+backbone, training settings, versions, RUN format), ``model.keras`` (loaded in Keras safe
+mode), ``history.csv``, ``splits.csv`` (every image with its patient, split and content
+digest) and, after evaluation, ``metrics.json``, ``metrics.csv``, ``predictions.csv`` and
+``figures/`` (the demo adds ``report.html``). While training runs, ``checkpoint/`` holds
+what ``--resume`` needs. :func:`train_run`, :func:`evaluate_run` and :func:`load_run` are
+what ``covid-tutorial train``, ``evaluate`` and ``predict`` call.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from .errors import DataError, RunError
 from .explain import GradCAM, overlay_heatmap
 from .metrics import classification_metrics, metrics_to_json, metrics_wide
 from .models import build_classifier, get_backbone
-from .profiles import get_profile
+from .profiles import PROFILES, WEIGHTS_ENV_VAR, get_profile
 from .report import (
     figure_to_png,
     plot_confusion_matrix,
@@ -103,6 +107,22 @@ def read_run_config(run) -> dict:
     return config
 
 
+def two_stage_recipe(profile=None) -> bool:
+    """Whether a profile trains in two stages (frozen backbone, then fine-tuning).
+
+    The recipe follows the profile's weights *as the profile defines them*: with
+    ``COVID_TUTORIAL_WEIGHTS=none`` (offline, or measuring memory) the ``cpu`` and ``gpu``
+    profiles keep their two stages on random weights, so that a run costs the time and
+    memory it costs with ImageNet weights. Only a profile without weights of its own
+    (``ci``) trains every layer from the start.
+    """
+    profile = get_profile(profile)
+    defined = PROFILES.get(profile.name)
+    forced_off = os.environ.get(WEIGHTS_ENV_VAR, "").strip().lower() == "none"
+    intended = defined.weights if defined is not None and forced_off else profile.weights
+    return intended is not None
+
+
 def _resolve_settings(profile, requested: dict) -> dict:
     spec = get_backbone(requested["backbone"] or "resnet50")
     size = requested["image_size"] or profile.image_size or spec.native_size
@@ -117,6 +137,7 @@ def _resolve_settings(profile, requested: dict) -> dict:
         "fine_tune_layers": requested["fine_tune_layers"],
         "seed": requested["seed"] if requested["seed"] is not None else 0,
         "weights": profile.weights,
+        "two_stages": two_stage_recipe(profile),
         "learning_rate": requested["learning_rate"] or profile.learning_rate,
         "profile": profile.name,
         "bootstrap_rounds": profile.bootstrap_rounds,
@@ -169,6 +190,7 @@ def train_run(
     checkpoints: bool = True,
     evaluate: bool = False,
     callbacks: tuple | list = (),
+    model=None,
 ) -> dict:
     """Load ``data``, split it by patient, train a classifier and save a RUN folder in ``out``.
 
@@ -180,7 +202,9 @@ def train_run(
     the settings of the interrupted run and reaches the same weights an uninterrupted run
     would have (the folder is removed when training ends). ``overwrite=False`` refuses to
     start over in a folder that holds a run. Defaults come from the profile; the backbone's
-    default is ResNet50 and the seed's 0.
+    default is ResNet50 and the seed's 0. ``model``: a classifier made by
+    :func:`~covid_tutorial.models.build_classifier` with these settings, to train instead
+    of building a new one (a notebook that has already built one saves the memory).
     """
     import keras
     import tensorflow as tf
@@ -195,8 +219,8 @@ def train_run(
         "learning_rate": learning_rate,
     }
     if resume:
-        if not checkpoints:
-            raise ValueError("resume=True needs checkpoints=True")
+        if not checkpoints or model is not None:
+            raise ValueError("resume=True needs checkpoints=True and no model (it loads the checkpoint's)")
         settings = _settings_for_resume(out, requested)
     else:
         if not overwrite and ((out / "config.json").exists() or checkpoint_dir.exists()):
@@ -262,6 +286,12 @@ def train_run(
         checkpoint.load()
         _say(f"Resuming {spec.name} from the checkpoint after {checkpoint.describe()}", progress)
         model = checkpoint.load_model()
+    elif model is not None:
+        if tuple(model.input_shape[1:3]) != (size, size) or model.output_shape[-1] != len(class_names):
+            raise ValueError(
+                f"the model takes {model.input_shape[1:3]} px and predicts {model.output_shape[-1]} classes; "
+                f"this run needs {size} px and {len(class_names)} classes"
+            )
     else:
         _say(f"Building {spec.name} at {size}px (weights: {settings['weights']})", progress)
         model = build_classifier(spec.name, len(class_names), size, weights=settings["weights"], seed=seed)
@@ -272,7 +302,7 @@ def train_run(
         model,
         train_batches,
         val_ds,
-        pretrained=settings["weights"] is not None,
+        pretrained=settings.get("two_stages", settings["weights"] is not None),
         head_epochs=settings["head_epochs"],
         fine_tune_epochs=settings["fine_tune_epochs"],
         learning_rate=settings["learning_rate"],

@@ -12,7 +12,8 @@ benchmark measures it, next to the other variants, so you can see that it does n
 (``covid-tutorial bench predict RUN``; the figures are in docs/benchmarks.md).
 
 Thresholds: :func:`threshold_for_sensitivity` picks, on validation patients, the highest
-threshold on p(COVID-19) that reaches a target sensitivity; :func:`decide` applies it;
+threshold on p(COVID-19) that reaches a target sensitivity; :func:`decide` applies it
+(COVID-19 when p(COVID-19) reaches it, else the most probable class);
 :func:`operating_point` scores the decisions with bootstrap CIs over patients.
 """
 
@@ -161,29 +162,38 @@ def save_gradcam_overlays(predictor: Predictor, paths, predicted, out_dir) -> li
 # ---------------------------------------------------------------- operating thresholds
 
 
-def threshold_for_sensitivity(positive, scores, target: float = 0.95) -> float:
-    """The highest threshold on ``scores`` at which at least ``target`` of the positives
-    score at or above it. Choose it on validation patients, then report it on test ones."""
-    from sklearn.metrics import roc_curve
-
-    positive = np.asarray(positive, dtype=bool)
-    if not positive.any():
-        raise DataError("no positive images to choose a threshold on; use a split that has some.")
-    _, tpr, thresholds = roc_curve(positive, np.asarray(scores, dtype=float), drop_intermediate=False)
-    reached = np.flatnonzero(tpr >= target)
-    return float(min(thresholds[reached[0]], 1.0))
+def threshold_for_sensitivity(
+    y_true, probabilities, class_names, *, positive: str = "COVID-19", target: float = 0.95
+) -> float:
+    """The highest threshold on p(``positive``) at which :func:`decide` finds at least
+    ``target`` of the ``positive`` images. 1.0 when the most probable class already does,
+    because the threshold can only add ``positive`` answers. Choose it on validation
+    patients, then report it on test patients."""
+    k = list(class_names).index(positive)
+    probabilities = np.asarray(probabilities, dtype=float)
+    is_positive = np.asarray(y_true) == k
+    if not is_positive.any():
+        raise DataError(f"no {positive} images to choose a threshold on; use a split that has some.")
+    scores = probabilities[is_positive, k]
+    found = probabilities[is_positive].argmax(axis=1) == k
+    if found.mean() >= target:
+        return 1.0
+    for threshold in np.unique(scores)[::-1]:
+        if np.mean(found | (scores >= threshold)) >= target:
+            return float(threshold)
+    raise AssertionError("the lowest score finds every positive image")  # pragma: no cover
 
 
 def decide(probabilities, class_names, *, positive: str = "COVID-19", threshold: float | None = None) -> np.ndarray:
-    """Predicted class indices: ``positive`` whenever p(positive) >= ``threshold``, else the
-    most probable other class. Without a threshold: the most probable class (argmax)."""
+    """Predicted class indices: ``positive`` whenever p(positive) >= ``threshold``, otherwise
+    the most probable class. A threshold can only add ``positive`` answers, never remove
+    one: it buys sensitivity with specificity. Without a threshold: the most probable class."""
     probabilities = np.asarray(probabilities, dtype=float)
+    predicted = probabilities.argmax(axis=1)
     if threshold is None:
-        return probabilities.argmax(axis=1)
+        return predicted
     k = list(class_names).index(positive)
-    others = probabilities.copy()
-    others[:, k] = -np.inf
-    return np.where(probabilities[:, k] >= threshold, k, others.argmax(axis=1))
+    return np.where(probabilities[:, k] >= threshold, k, predicted)
 
 
 def _binary_rates(is_positive, said_positive) -> np.ndarray:

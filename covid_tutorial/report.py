@@ -248,12 +248,12 @@ def plot_error_gallery(
     order = error_order(y_true, y_pred, y_prob, k)[:max_images]
     if len(order) == 0:
         fig = Figure(figsize=(4, 1))
-        fig.text(0.5, 0.5, f"no misclassified images among {len(y_true)}", ha="center", va="center")
+        ax = fig.subplots()
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"no misclassified images among {len(y_true)}", ha="center", va="center")
         return fig
     titles = []
     for i in order:
-        kind = "MISSED " + positive if y_true[i] == k else ("false alarm" if y_pred[i] == k else "confusion")
-        titles.append(
-            f"{kind}\n{class_names[y_true[i]]} → {class_names[y_pred[i]]}\np({positive}) = {y_prob[i, k]:.2f}"
-        )
+        kind = "MISSED" if y_true[i] == k else ("false alarm" if y_pred[i] == k else "confusion")
+        titles.append(f"{kind}: {class_names[y_true[i]]} → {class_names[y_pred[i]]}\np({positive}) = {y_prob[i, k]:.2f}")
     return plot_image_grid([images[i] for i in order], titles, columns=min(columns, len(order)), size=size)

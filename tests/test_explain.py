@@ -1,5 +1,6 @@
 import json
 
+import cv2
 import keras
 import numpy as np
 import pandas as pd
@@ -11,6 +12,12 @@ from covid_tutorial.explain import (
     METHODS,
     Explainer,
     GradCAM,
+    accuracy_by_test_set,
+    box_mask,
+    channel_lesion_energy,
+    input_resemblance,
+    where_maps_point,
+    write_masked_dataset,
     activation_statistics,
     backbone_stages,
     benchmark_gradcam,
@@ -399,3 +406,55 @@ def test_recalibrate_batchnorm_sets_the_running_mean_to_the_data_mean(gray_image
     np.testing.assert_allclose(model.get_layer("conv1_bn").moving_mean.numpy(), expected, rtol=1e-4, atol=1e-3)
     np.testing.assert_array_equal(model.get_layer("conv2_block1_1_bn").moving_mean.numpy(), frozen_before)
     assert model.get_layer("conv1_bn").momentum == 0.99 and model.get_layer("augment").rotation == 10.0
+
+
+def test_where_maps_point_counts_peaks_and_energy_in_a_box_and_on_lesions():
+    maps = np.zeros((2, 10, 10))
+    maps[0, 0, 0] = 1.0  # peak in the corner box
+    maps[1, 6, 6] = 1.0  # peak on the lesion
+    lesions = np.zeros((2, 10, 10), bool)
+    lesions[:, 5:8, 5:8] = True
+    result = where_maps_point(maps, lesions, (0, 0.2, 0, 0.2))
+    assert result["peak in the box"] == 0.5 and result["peak on a lesion"] == 0.5
+    assert result["energy in the box"] == pytest.approx(0.5) and result["energy on lesions"] == pytest.approx(0.5)
+    assert result["box's share of the image"] == pytest.approx(0.04)
+    assert result["lesions' share of the image"] == pytest.approx(0.09)
+    assert box_mask((10, 20), (0, 0.5, 0.5, 1)).sum() == 50
+
+
+def test_accuracy_by_test_set_with_a_hand_made_model():
+    bright, dark = np.zeros((8, 8), np.uint8), np.zeros((8, 8), np.uint8)
+    bright[:4, :4] = 255
+    images = np.stack([bright, bright, dark])
+    table = accuracy_by_test_set(quadrant_model, {"set": (images, ["A", "B", "B"])}, ["A", "B"])
+    assert table.loc["set", "images"] == 3
+    assert table.loc["set", "accuracy"] == pytest.approx(2 / 3)
+    assert table.loc["set", "recall A"] == 1.0 and table.loc["set", "recall B"] == 0.5
+
+
+def test_input_resemblance_and_channel_lesion_energy_known_values(gray_images):
+    small = np.stack([cv2.resize(image.astype("float32"), (8, 8), interpolation=cv2.INTER_AREA) for image in gray_images])
+    resemblance = input_resemblance({"copy": np.repeat(small[..., None], 4, -1), "flipped": -small[..., None]}, gray_images)
+    assert resemblance["resemblance"].tolist() == pytest.approx([1.0, -1.0])
+    masks = np.zeros((2, 8, 8), bool)
+    masks[:, :4, :4] = True
+    activation = np.zeros((2, 8, 8, 2), np.float32)
+    activation[:, :4, :4, 0] = 1.0  # exactly the lesion
+    activation[..., 1] = 1.0  # everywhere
+    np.testing.assert_allclose(channel_lesion_energy(activation, masks), [1.0, 0.25], atol=1e-6)
+
+
+def test_write_masked_dataset_masks_images_and_keeps_the_rest(tmp_path):
+    from covid_tutorial.data import load_dataset, read_image
+    from covid_tutorial.phantoms import generate_phantoms
+
+    source = tmp_path / "source"
+    generate_phantoms(source, patients=3, size=40, seed=0, marker_class="COVID-19", progress=False)
+    out = write_masked_dataset(source, tmp_path / "masked", (0.25, 1.0, 0.0, 1.0))
+    original, masked = load_dataset(source), load_dataset(out)
+    assert len(masked) == len(original) and list(masked["label"]) == list(original["label"])
+    image, copy = read_image(original["path"][0]), read_image(masked["path"][0])
+    assert copy[:10].max() == 0 and np.array_equal(copy[10:], image[10:])
+    assert sorted(p.name for p in (out / "masks").iterdir()) == sorted(p.name for p in (source / "masks").iterdir())
+    with pytest.raises(CourseError, match="never writes"):
+        write_masked_dataset(source, source / "inside", (0, 1, 0, 1))

@@ -144,15 +144,18 @@ def test_covid_lesions_are_bilateral_and_lower_zone(masks_by_finding):
         assert lesion[half:].sum() > lesion[:half].sum()
 
 
-def test_pneumonia_lesions_are_unilateral(masks_by_finding):
+def test_pneumonia_lesions_are_unilateral_and_sides_balanced(phantom_set):
+    out, metadata = phantom_set
     half = SIZE // 2
-    sides = set()
-    for mask in masks_by_finding[PNEUMONIA]:
-        lesion = mask > 0
-        on_left, on_right = lesion[:, :half].any(), lesion[:, half:].any()
-        assert on_left != on_right
-        sides.add(on_left)
-    assert sides == {True, False}  # both lungs get their share
+    pneumonia = metadata[metadata["finding"] == PNEUMONIA]
+    on_left = []
+    for name in pneumonia["mask_filename"]:
+        lesion = read_gray(out / name) > 0
+        assert lesion[:, :half].any() != lesion[:, half:].any()
+        on_left.append(lesion[:, :half].any())
+    side_per_patient = pd.Series(on_left).groupby(pneumonia["patientid"].values)
+    assert (side_per_patient.nunique() == 1).all()  # a patient keeps their side
+    assert side_per_patient.first().sum() == len(side_per_patient) // 2
 
 
 def test_lesions_stay_inside_the_lung_fields(phantom_set, masks_by_finding):
@@ -172,7 +175,11 @@ def test_lesions_stay_inside_the_lung_fields(phantom_set, masks_by_finding):
 
 def test_marker_burned_into_chosen_class_only(tmp_path):
     marked = generate_phantoms(
-        tmp_path / "marked", patients=9, size=64, marker_class="COVID-19", progress=False
+        tmp_path / "marked",
+        patients=9,
+        size=64,
+        marker_class="COVID-19",
+        progress=False,
     )
     plain = generate_phantoms(tmp_path / "plain", patients=9, size=64, progress=False)
     assert "marker" not in plain.columns
