@@ -280,6 +280,7 @@ def cmd_compare(args) -> int:
                 precisions=("float32", "mixed_float16") if args.mixed_precision else ("float32",),
                 xla=(False, True) if args.xla else (False,),
                 repeats=args.latency_repeats,
+                train=not args.inference_only,
             )
             print(compare.speed_markdown(table))
             if args.out:
@@ -570,6 +571,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare_.add_argument("--merge", type=Path, metavar="DIR", help="only merge the results*.csv in DIR and report")
     compare_.add_argument("--zoo", action="store_true", help="print parameters, MACs and native size of --models (default: all 23)")
     compare_.add_argument("--speed", action="store_true", help="measure images per second of --models on this device")
+    compare_.add_argument("--inference-only", action="store_true", help="with --speed: skip the training steps")
     _add_profile(compare_)
     compare_.set_defaults(func=cmd_compare)
     return parser

@@ -936,6 +936,9 @@ def run_one(
     return row, latency
 
 
+_LATENCIES: dict = {}
+
+
 def comparison_tasks(models, repeats: int, folds: int) -> list[tuple[int, int, str]]:
     """(repeat, fold, model) in the order they run: every model on a round before the next round,
     so that a comparison stopped early still compares every model on the same rounds."""
@@ -1043,11 +1046,11 @@ def run_comparison(
     if max_runs is not None:
         todo = todo[: max(0, int(max_runs))]
     images = _ImageCache(folds_table, progress)
-    latencies: dict = {}
+    latencies = _LATENCIES  # weights do not change the timing: one measurement per model and setting per process
     for number, (repeat, fold, name) in enumerate(todo, start=1):
         spec = get_backbone(name)
         size = max(int(settings["image_size"]) if settings["image_size"] != "native" else spec.native_size, spec.min_size)
-        key = (name, size, mixed_precision, xla)
+        key = (name, size, settings["batch_size"], mixed_precision, xla, latency_repeats)
         row, latencies[key] = run_one(
             name, images.get(size), folds_table, class_names, repeat=repeat, fold=fold, settings=settings,
             mixed_precision=mixed_precision, xla=xla, eager=eager, latency=latencies.get(key),

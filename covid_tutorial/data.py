@@ -183,7 +183,7 @@ def _load_metadata(csv_path: Path, images: Path | None, label_map, views, modali
     mask_col = _pick_column(table.columns, ("mask_filename",))
     if mask_col is not None:
         out["mask_path"] = [
-            str(csv_path.parent / "masks" / name) if name else "" for name in table[mask_col]
+            str(csv_path.parent / name) if name else "" for name in table[mask_col]
         ]
     labels = _map_labels(out["source_label"], label_map, unmapped, str(csv_path))
     out["label"] = labels

@@ -293,9 +293,11 @@ def compute_heatmaps(model, images, class_index, methods=("gradcam",), layer_nam
     result = {}
     for method in methods:
         explainer = Explainer(model, method, layer_name, **options)
+        # Score-CAM holds (maps x images) masked copies of the input at once: keep that near 128
+        step = max(1, min(batch_size, 128 // explainer.max_maps)) if method == "scorecam" else batch_size
         parts = [
-            explainer(images[start : start + batch_size], index[start : start + batch_size])
-            for start in range(0, len(images), batch_size)
+            explainer(images[start : start + step], index[start : start + step])
+            for start in range(0, len(images), step)
         ]
         result[method] = np.concatenate(parts)
     return result
@@ -687,8 +689,9 @@ def extract_activations(model: keras.Model, images, layer_names=None, batch_size
     probe = activation_model(model, layer_names)
     forward = tf.function(lambda x: probe(x, training=False), reduce_retracing=True)
     images = as_model_input(images)
-    parts = [forward(tf.constant(images[s : s + batch_size])) for s in range(0, len(images), batch_size)]
-    return {name: np.concatenate([np.asarray(p[k]) for p in parts]) for k, name in enumerate(layer_names)}
+    with _quiet_keras():
+        parts = [forward(tf.constant(images[s : s + batch_size])) for s in range(0, len(images), batch_size)]
+        return {name: np.concatenate([np.asarray(p[k]) for p in parts]) for k, name in enumerate(layer_names)}
 
 
 def spatial_entropy(maps) -> np.ndarray:
@@ -865,7 +868,14 @@ def maximize_filter_activation(
     for _ in range(steps):
         gray = ascend(gray)
     after = mean_activation(gray).numpy()
-    table = pd.DataFrame({"layer": layer_name, "filter": filters, "activation_start": before, "activation_end": after})
+    table = pd.DataFrame(
+        {
+            "layer": layer_name,
+            "filter": filters,
+            "activation_start": before.astype(np.float64),
+            "activation_end": after.astype(np.float64),
+        }
+    )
     return np.round(gray.numpy()[..., 0]).astype(np.uint8), table
 
 
@@ -966,7 +976,7 @@ def write_masked_dataset(source, out, box, fill: int = 0) -> Path:
 # ---------------------------------------------------------------- a model worth explaining
 
 
-def recalibrate_batchnorm(model: keras.Model, images, batch_size: int = 64) -> int:
+def recalibrate_batchnorm(model: keras.Model, images, batch_size: int = 16) -> int:
     """Recompute the running statistics of every trainable BatchNormalization layer on ``images``.
 
     A network trained from scratch for a few dozen steps (the ``ci`` profile) keeps running
@@ -1195,13 +1205,15 @@ def overlay_with_outline(image, heatmap, mask=None, alpha: float = 0.4) -> np.nd
 def plot_map_grid(cells, row_titles=None, column_titles=None, size: float = 1.7, cmap: str = "gray"):
     """A grid of pictures: ``cells[r][c]`` is a 2-D array (drawn with ``cmap``), an RGB image or None.
 
-    Returns a ``matplotlib.figure.Figure`` (a notebook shows it; :func:`figure_to_png` saves it).
+    Each row is as tall as its most elongated picture needs. Returns a
+    ``matplotlib.figure.Figure`` (a notebook shows it; :func:`figure_to_png` saves it).
     """
     from matplotlib.figure import Figure
 
     rows, columns = len(cells), max(len(row) for row in cells)
-    fig = Figure(figsize=(columns * size + (0.9 if row_titles else 0), rows * size + 0.35))
-    axes = np.array(fig.subplots(rows, columns, squeeze=False))
+    ratios = [max(np.shape(p)[0] / np.shape(p)[1] for p in row if p is not None) for row in cells]
+    fig = Figure(figsize=(columns * size + (0.9 if row_titles else 0), size * sum(ratios) + 0.35 * rows))
+    axes = np.array(fig.subplots(rows, columns, squeeze=False, gridspec_kw={"height_ratios": ratios}))
     for r, row in enumerate(cells):
         for c in range(columns):
             ax = axes[r, c]

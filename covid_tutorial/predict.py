@@ -1,15 +1,22 @@
 """Predict: the course's predictor for a trained RUN, decision thresholds, and a benchmark.
 
 ``model.predict`` is made for datasets: every call builds a data adapter, an iterator,
-callbacks and a progress bar, then runs the network layer by layer with its weights
-read from variables. For one image at a time that is wasted work. :class:`Predictor`
-traces the model once into a TensorFlow graph and *freezes* it: the weights become
-constants, so TensorFlow's graph optimizer (Grappler) can fold each BatchNormalization's
-scale and shift into the convolution before it and drop the arithmetic it no longer
-needs. The result computes the same function (to float rounding) in fewer operations.
+callbacks and a progress bar, then runs the network layer by layer. For one image at a
+time that is wasted work. :class:`Predictor` does two things once, when it is made:
+
+- it folds every BatchNormalization that follows a convolution into that convolution's
+  kernel and bias (:func:`fold_batchnorm`). At inference BatchNorm is a fixed affine map
+  per channel, so ``conv`` then ``BN`` is the same function as one convolution with
+  rescaled weights, and the arithmetic of 53 layers of ResNet50 disappears;
+- it traces the folded model into one ``tf.function`` with a fixed input signature, so
+  each call runs a compiled graph with no Python in between.
+
 XLA (``jit_compile``) is switched on only where it helps: on a GPU. On a CPU the
-benchmark measures it, next to the other variants, so you can see that it does not
-(``covid-tutorial bench predict RUN``; the figures are in docs/benchmarks.md).
+benchmark measures it next to the other variants, so you can see whether it does
+(``covid-tutorial bench predict RUN``; figures in docs/benchmarks.md). Freezing the whole
+graph into constants is faster still on a CPU, but TensorFlow's optimizer then needs
+more than a gigabyte of extra memory for ResNet50, which a 2 GB Binder session cannot
+spare.
 
 Thresholds: :func:`threshold_for_sensitivity` picks, on validation patients, the highest
 threshold on p(COVID-19) that reaches a target sensitivity; :func:`decide` applies it
@@ -25,6 +32,7 @@ import platform
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 import pandas as pd
 
@@ -56,6 +64,63 @@ def _as_rgb_batch(images, size: int) -> np.ndarray:
     return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
 
 
+class _FoldedAway(keras.layers.Layer):
+    """Stands where a BatchNormalization was folded into the convolution before it."""
+
+    def call(self, inputs, *args, **kwargs):
+        return inputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+def _foldable_pairs(model) -> dict[str, str]:
+    """{Conv2D name: BatchNormalization name} for every BN fed only by a linear Conv2D that feeds nothing else."""
+    pairs = {}
+    for layer in model.layers:
+        if not isinstance(layer, keras.layers.BatchNormalization):
+            continue
+        source = layer.input._keras_history.operation
+        if (
+            type(source) is keras.layers.Conv2D
+            and source.get_config()["activation"] == "linear"
+            and len(source._outbound_nodes) == 1
+        ):
+            pairs[source.name] = layer.name
+    return pairs
+
+
+def fold_batchnorm(model) -> "keras.Model":
+    """A copy of ``model`` for inference with each BatchNormalization folded into the Conv2D
+    before it: kernel * s and (bias - mean) * s + beta, with s = gamma / sqrt(variance + eps).
+    The same function to float rounding, with fewer operations; not for training."""
+    pairs = _foldable_pairs(model)
+    folded_norms = set(pairs.values())
+
+    def clone(layer):
+        if layer.name in folded_norms:
+            return _FoldedAway(name=layer.name)
+        config = layer.get_config()
+        if layer.name in pairs:
+            config["use_bias"] = True
+        return layer.__class__.from_config(config)
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    for layer in model.layers:
+        target = copy.get_layer(layer.name)
+        if layer.name in pairs:
+            norm = model.get_layer(pairs[layer.name])
+            kernel = layer.kernel.numpy()
+            bias = layer.bias.numpy() if layer.use_bias else np.zeros(kernel.shape[-1], np.float32)
+            gamma = norm.gamma.numpy() if norm.scale else np.ones_like(bias)
+            beta = norm.beta.numpy() if norm.center else np.zeros_like(bias)
+            scale = gamma / np.sqrt(norm.moving_variance.numpy() + norm.epsilon)
+            target.set_weights([kernel * scale, (bias - norm.moving_mean.numpy()) * scale + beta])
+        elif layer.name not in folded_norms and layer.weights:
+            target.set_weights(layer.get_weights())
+    return copy
+
+
 class Predictor:
     """A trained classifier compiled once for fast inference.
 
@@ -63,17 +128,18 @@ class Predictor:
     >>> predictor.predict_files(["chest.png"])        # a table: predicted class, probabilities
     >>> predictor.predict_arrays(images)              # (n, classes) probabilities
 
-    ``freeze=True`` (the default) turns the weights into graph constants (see the module
-    docstring); ``jit_compile`` defaults to XLA on a GPU and off on a CPU.
+    ``fold=True`` (the default) folds BatchNorm into the convolutions first (see the module
+    docstring); ``jit_compile`` defaults to XLA on a GPU and off on a CPU. ``model`` stays
+    the original Keras model (Grad-CAM needs its layers).
     """
 
-    def __init__(self, model, class_names, image_size: int, *, freeze: bool = True, jit_compile: bool | None = None,
+    def __init__(self, model, class_names, image_size: int, *, fold: bool = True, jit_compile: bool | None = None,
                  batch_size: int = 32):
         self.model = model
         self.class_names = list(class_names)
         self.image_size = int(image_size)
         self.batch_size = int(batch_size)
-        self.freeze = freeze
+        self.fold = fold
         self.jit_compile = gpu_available() if jit_compile is None else bool(jit_compile)
         self._call = self._compile()
 
@@ -90,16 +156,11 @@ class Predictor:
     def _compile(self):
         import tensorflow as tf
 
+        network = fold_batchnorm(self.model) if self.fold else self.model
         spec = tf.TensorSpec((None, self.image_size, self.image_size, 3), tf.float32)
-        graph = tf.function(lambda images: self.model(images, training=False), input_signature=[spec])
-        if not self.freeze:
-            return tf.function(graph, input_signature=[spec], jit_compile=self.jit_compile)
-        from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-
-        frozen = convert_variables_to_constants_v2(graph.get_concrete_function())
-        if self.jit_compile:
-            return tf.function(lambda images: frozen(images)[0], input_signature=[spec], jit_compile=True)
-        return lambda images: frozen(images)[0]
+        return tf.function(
+            lambda images: network(images, training=False), input_signature=[spec], jit_compile=self.jit_compile
+        )
 
     def predict_arrays(self, images) -> np.ndarray:
         """Class probabilities (n, classes) for images at the model's size: uint8 or float
@@ -297,9 +358,9 @@ def benchmark_predict(
     first_call["model.predict"] = _timed(lambda: model.predict(one_rgb, verbose=0))
     variants["model.predict"] = lambda: model.predict(one_rgb, verbose=0)
     builders = {
-        "tf.function": dict(freeze=False, jit_compile=False),
-        "tf.function + XLA": dict(freeze=False, jit_compile=True),
-        "frozen graph + XLA": dict(freeze=True, jit_compile=True),
+        "tf.function": dict(fold=False, jit_compile=False),
+        "tf.function + XLA": dict(fold=False, jit_compile=True),
+        "BatchNorm folded + XLA": dict(fold=True, jit_compile=True),
         "course predictor": dict(),
     }
     predictors = {}
@@ -358,7 +419,7 @@ def benchmark_predict(
         "run": str(loaded.folder),
         "backbone": loaded.config["backbone"],
         "image_size": size,
-        "course_predictor": f"frozen graph, XLA {'on' if course.jit_compile else 'off'}",
+        "course_predictor": f"BatchNorm folded, tf.function, XLA {'on' if course.jit_compile else 'off'}",
         "max_abs_difference": difference,
         "latency": latency,
         "throughput": throughput,

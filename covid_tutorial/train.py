@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 
 import keras
@@ -146,8 +147,9 @@ def _set_seed_generator_states(model: keras.Model, states: dict[str, list]) -> N
 class TrainingCheckpoint:
     """Everything an exact resume needs, saved in ``folder`` at every epoch end.
 
-    - ``model-S-E.keras``: weights and optimizer state (Adam's moments, step count and
-      current learning rate) after epoch E of stage S;
+    - ``model-S-E/``: the model with its optimizer state (Adam's moments, step count and
+      current learning rate) after epoch E of stage S, saved by Keras as an unzipped
+      folder, which is written straight to disk instead of being assembled in memory;
     - ``best-S-E.npz``: the best weights so far, which EarlyStopping restores at the end;
     - ``state.json``, written last and atomically, so that it only ever names complete
       files: stage, epoch, history, the counters of ReduceLROnPlateau and EarlyStopping,
@@ -236,8 +238,12 @@ class TrainingCheckpoint:
         previous = self.state or {"history": [], "trainable_parameters": {}, "files": {}}
         history = [list(r) for r in previous["history"][:stage_index]] + [list(rows)]
         self.folder.mkdir(parents=True, exist_ok=True)
-        files = {"model": f"model-{stage_index}-{epoch + 1:03d}{'-end' if stage_done else ''}.keras"}
-        model.save(self.folder / files["model"])
+        files = {"model": f"model-{stage_index}-{epoch + 1:03d}{'-end' if stage_done else ''}"}
+        tmp = self.folder / f".tmp-{files['model']}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save(tmp, zipped=False)
+        shutil.rmtree(self.folder / files["model"], ignore_errors=True)
+        os.replace(tmp, self.folder / files["model"])
         if best_weights is not None:  # written once per improvement, not every epoch
             files["best_weights"] = f"best-{stage_index}-{best_epoch + 1:03d}.npz"
             if not (self.folder / files["best_weights"]).is_file():
@@ -261,8 +267,8 @@ class TrainingCheckpoint:
         os.replace(tmp, self.folder / self.STATE_FILE)
         self.state = state
         for old in self.folder.iterdir():  # files that the new state no longer names
-            if old.suffix in (".keras", ".npz") and old.name not in files.values():
-                old.unlink()
+            if old.name != self.STATE_FILE and old.name not in files.values():
+                shutil.rmtree(old) if old.is_dir() else old.unlink()
 
     def best_weights(self) -> list | None:
         name = self.state["files"].get("best_weights")

@@ -1,4 +1,5 @@
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -65,6 +66,7 @@ def test_metadata_csv_gives_path_label_patient(phantom_dir):
     assert table["patient_id"].nunique() == 30
     assert table.groupby("patient_id").size().max() > 1, "phantoms have follow-up studies"
     assert table["path"].map(lambda p: p.endswith(".png")).all()
+    assert table["mask_path"].map(lambda p: Path(p).is_file()).all(), "phantom masks resolve"
 
 
 def test_folder_tree_warns_that_patient_split_is_impossible(phantom_tree):

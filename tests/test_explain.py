@@ -32,6 +32,7 @@ from covid_tutorial.explain import (
     mask_outside_box,
     maximize_filter_activation,
     overlay_heatmap,
+    plot_map_grid,
     pointing_game,
     randomization_test,
     randomize_top_layers,
@@ -458,3 +459,12 @@ def test_write_masked_dataset_masks_images_and_keeps_the_rest(tmp_path):
     assert sorted(p.name for p in (out / "masks").iterdir()) == sorted(p.name for p in (source / "masks").iterdir())
     with pytest.raises(CourseError, match="never writes"):
         write_masked_dataset(source, source / "inside", (0, 1, 0, 1))
+
+
+def test_plot_map_grid_draws_rows_of_pictures_with_titles():
+    wide, square = np.zeros((4, 8)), np.zeros((5, 5, 3), np.uint8)
+    fig = plot_map_grid([[wide, None], [square, square]], ["a", "b"], ["left", "right"])
+    axes = fig.get_axes()
+    assert len(axes) == 4 and axes[0].get_title() == "left" and axes[0].get_ylabel() == "a"
+    assert not axes[1].axison  # an empty cell is left blank
+    assert axes[0].get_position().height < axes[2].get_position().height  # the wide row is shorter

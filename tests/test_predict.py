@@ -18,6 +18,7 @@ from covid_tutorial.predict import (
     Predictor,
     benchmark_predict,
     decide,
+    fold_batchnorm,
     format_benchmark,
     operating_point,
     threshold_for_sensitivity,
@@ -118,6 +119,25 @@ def test_predictor_matches_keras_and_reads_files_as_training_did(small_run):
     np.testing.assert_allclose(again[CLASSES].to_numpy(), predictions[[f"p_{c}" for c in CLASSES]].to_numpy(), atol=1e-5)
 
 
+def test_folding_batchnorm_into_convolutions_keeps_the_function():
+    model = build_classifier("resnet50", 3, 32, weights=None, seed=0)
+    rng = np.random.default_rng(0)
+    for layer in model.layers:  # ImageNet-like statistics, far from the initial 0 and 1
+        if isinstance(layer, keras.layers.BatchNormalization):
+            shape = layer.gamma.shape
+            layer.set_weights([rng.uniform(0.5, 1.5, shape), rng.normal(0, 0.2, shape),
+                               rng.normal(0, 0.2, shape), rng.uniform(0.5, 2.0, shape)])
+    folded = fold_batchnorm(model)
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in folded.layers)
+    assert folded.count_params() < model.count_params()
+    images = rng.uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    expected = model.predict(images, verbose=0)
+    np.testing.assert_allclose(folded.predict(images, verbose=0), expected, rtol=1e-4, atol=1e-5)
+    predictor = Predictor(model, CLASSES, 32)
+    np.testing.assert_allclose(predictor.predict_arrays(images), expected, rtol=1e-4, atol=1e-5)
+    assert predictor.model is model, "Grad-CAM still gets the original layers"
+
+
 def test_threshold_favouring_sensitivity_and_what_it_costs():
     probabilities = np.array([[0.9, 0.05, 0.05], [0.4, 0.5, 0.1], [0.2, 0.7, 0.1], [0.3, 0.1, 0.6], [0.05, 0.9, 0.05]])
     y_true = np.array([0, 0, 1, 2, 1])
@@ -136,7 +156,7 @@ def test_benchmark_reports_every_variant(tmp_path):
     run = fake_run(tmp_path / "run")
     result = benchmark_predict(run, repeats=2, batch_size=2, batch_repeats=1, warmup=0, progress=False)
     methods = result["latency"]["method"].tolist()
-    assert methods == ["model.predict", "tf.function", "tf.function + XLA", "frozen graph + XLA", "course predictor"]
+    assert methods == ["model.predict", "tf.function", "tf.function + XLA", "BatchNorm folded + XLA", "course predictor"]
     assert (result["latency"]["median_ms"] > 0).all() and result["max_abs_difference"] < 1e-5
     text = format_benchmark(result)
     assert "| course predictor |" in text and "images/s" in text and "CPU cores" in text

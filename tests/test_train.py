@@ -86,7 +86,7 @@ def test_two_stage_trainable_counts_and_learning_rates(tiny, tmp_path):
     state = json.loads((tmp_path / "ckpt" / "state.json").read_text())
     assert state["stage"] == "fine_tune" and state["stage_done"]
     kept = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
-    assert kept == ["model-1-001-end.keras", "state.json"], "older epochs' files are removed"
+    assert kept == ["model-1-001-end", "state.json"], "older epochs' files are removed"
 
 
 def test_resume_after_a_crash_gives_the_weights_of_an_uninterrupted_run(tiny, tmp_path):
