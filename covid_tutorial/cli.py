@@ -348,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         help="the whole course in one run: phantoms, patient split, ResNet50, metrics, Grad-CAM, report",
         description="Make the phantom dataset if missing, split it by patient, train a ResNet50 "
-        "classifier, evaluate it on held-out patients with 95%% CIs and write DIR/report.html.",
+        "classifier, evaluate it on held-out patients with 95% CIs and write DIR/report.html.",
     )
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default: runs/demo)")
     _add_profile(demo)
@@ -439,21 +439,6 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--max-maps", type=int, default=32, help="Score-CAM: feature maps used (default: 32)")
     explain.set_defaults(func=cmd_explain)
 
-    bench_gradcam = commands.add_parser(
-        "bench-gradcam",
-        help="time Grad-CAM and Score-CAM of one image against one compiled forward pass",
-        description="Median time of one compiled forward pass, one Grad-CAM and one Score-CAM of a "
-        "single image, measured in the same run after warm-up. Without RUN, a ResNet50 with random "
-        "weights is built (timings do not depend on the weights' values).",
-    )
-    bench_gradcam.add_argument("run", type=Path, nargs="?", help="a RUN folder (optional)")
-    bench_gradcam.add_argument("--backbone", default="resnet50", help="without RUN (default: resnet50)")
-    bench_gradcam.add_argument("--image-size", type=int, default=224, help="without RUN (default: 224)")
-    bench_gradcam.add_argument("--repeats", type=int, default=20, help="timed calls (default: 20)")
-    bench_gradcam.add_argument("--warmup", type=int, default=3, help="untimed calls first (default: 3)")
-    bench_gradcam.add_argument("--scorecam-maps", type=int, default=32, help="0 skips Score-CAM (default: 32)")
-    bench_gradcam.set_defaults(func=cmd_bench_gradcam)
-
     train = commands.add_parser(
         "train",
         help="train a classifier on DATA and write a RUN folder (config, model, history, metrics)",
@@ -505,7 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser(
         "bench",
-        help="benchmarks: `bench predict RUN` times model.predict against the course predictor",
+        help="benchmarks: predict (model.predict vs the course predictor), pipeline, gradcam",
         description="Time the course's inference code on this machine.",
     )
     bench_kinds = bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
@@ -534,6 +519,21 @@ def build_parser() -> argparse.ArgumentParser:
     bench_pipeline.add_argument("--epochs", type=int, default=3, help="epochs per candidate, at least 2 (default: 3)")
     bench_pipeline.set_defaults(func=cmd_bench_pipeline)
 
+    bench_gradcam = bench_kinds.add_parser(
+        "gradcam",
+        help="time Grad-CAM and Score-CAM of one image against one compiled forward pass",
+        description="Median time of one compiled forward pass, one Grad-CAM and one Score-CAM of a "
+        "single image, measured in the same run after warm-up. Without RUN, a ResNet50 with random "
+        "weights is built (timings do not depend on the weights' values).",
+    )
+    bench_gradcam.add_argument("run", type=Path, nargs="?", help="a RUN folder (optional)")
+    bench_gradcam.add_argument("--backbone", default="resnet50", help="without RUN (default: resnet50)")
+    bench_gradcam.add_argument("--image-size", type=int, default=224, help="without RUN (default: 224)")
+    bench_gradcam.add_argument("--repeats", type=int, default=20, help="timed calls (default: 20)")
+    bench_gradcam.add_argument("--warmup", type=int, default=3, help="untimed calls first (default: 3)")
+    bench_gradcam.add_argument("--scorecam-maps", type=int, default=32, help="0 skips Score-CAM (default: 32)")
+    bench_gradcam.set_defaults(func=cmd_bench_gradcam)
+
     compare_ = commands.add_parser(
         "compare",
         help="compare backbones with repeated stratified patient-grouped k-fold (resumable, shardable)",
@@ -541,7 +541,7 @@ def build_parser() -> argparse.ArgumentParser:
         "new folds; append each (model, repeat, fold) result to a CSV as soon as it is known, so that the same "
         "command resumes a killed run. Several machines can share the work (--shard i/n or --results-file); "
         "their results*.csv files merge when read (--merge DIR). Writes per-class and macro metrics, the mean "
-        "and 95%% CI across rounds, latency per image on this device, a Pareto plot and corrected resampled "
+        "and 95% CI across rounds, latency per image on this device, a Pareto plot and corrected resampled "
         "t-tests between the leading models. --zoo prints parameters, MACs and native resolution of the models; "
         "--speed measures images per second. " + NOT_FOR_CLINICAL_USE,
     )

@@ -909,10 +909,10 @@ def run_one(
         callbacks=[ExecutionOptions(run_eagerly=eager, jit_compile=xla), *callbacks],
     )  # fmt: skip
     if settings["weights"] is None:  # from scratch: running BatchNorm statistics from the training fold
-        recalibrate_batchnorm(model, images[fit_idx])
+        recalibrate_batchnorm(model, images[fit_idx], batch_size=settings["batch_size"])
     train_seconds = time.perf_counter() - start
-    test_images = np.repeat(images[test][..., None], 3, axis=-1).astype("float32")
-    probabilities = np.asarray(model.predict(test_images, batch_size=settings["batch_size"], verbose=0), dtype=float)
+    test_batches = dataset_from_arrays(images[test], batch_size=settings["batch_size"])  # float32 RGB batch by batch
+    probabilities = np.asarray(model.predict(test_batches, verbose=0), dtype=float)
     y_true = np.array([class_names.index(label) for label in folds_table["label"][test]])
     scores = classification_metrics(
         y_true, probabilities, class_names, groups=folds_table["patient_id"][test], n_bootstrap=0

@@ -22,7 +22,7 @@ The module follows notebooks 06 to 08:
 * **Shortcut learning** (notebook 08): :func:`energy_in_box`, :func:`mask_outside_box`,
   :func:`write_masked_dataset`.
 * **Speed**: :func:`benchmark_gradcam`; the command line runs it as
-  ``covid-tutorial bench-gradcam``.
+  ``covid-tutorial bench gradcam``.
 
 Every map is a float array in 0..1 (divided by its own maximum); methods that work at a
 layer's resolution are resized to the input size with :func:`upsample_maps` (bilinear).
@@ -31,6 +31,7 @@ layer's resolution are resized to the input size with :func:`upsample_maps` (bil
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import time
@@ -205,6 +206,8 @@ class Explainer:
     - ``scorecam``: tf-keras-vis ``Scorecam`` (Wang et al. 2020): each of the ``max_maps``
       feature maps with the largest spatial spread masks the input, and the softmax score
       of the masked image is that map's weight. Costs about ``max_maps`` forward passes.
+      Images go through it one at a time: given a batch, tf-keras-vis would use the union
+      of every image's top maps for all of them, so a map would depend on its neighbours.
     - ``saliency``: tf-keras-vis ``Saliency`` with SmoothGrad (Smilkov et al. 2017): the
       absolute input gradient, averaged over ``smooth_samples`` noisy copies.
 
@@ -232,6 +235,8 @@ class Explainer:
         self.max_maps, self.batch_size, self.seed = int(max_maps), int(batch_size), seed
         self.smooth_samples, self.smooth_noise = int(smooth_samples), float(smooth_noise)
         self.input_size = tuple(model.input.shape[1:3])
+        if self.layer_name is not None:
+            self._layer_size = tuple(model.get_layer(self.layer_name).output.shape[1:3])
         if method == "gradcam":
             self._tool = GradCAM(model, self.layer_name, score_layer)
             return
@@ -261,15 +266,22 @@ class Explainer:
             with _quiet_keras():
                 if self.method == "gradcam++":
                     maps = self._tool(score, batch, **layer, expand_cam=False, normalize_cam=False)
-                elif self.method == "scorecam":
-                    maps = self._tool(
-                        score,
-                        batch,
-                        **layer,
-                        max_N=self.max_maps,
-                        batch_size=self.batch_size,
-                        expand_cam=False,
-                        normalize_cam=False,
+                elif self.method == "scorecam":  # one image per call: see the class docstring
+                    maps = np.concatenate(
+                        [
+                            np.asarray(
+                                self._tool(
+                                    CategoricalScore([int(i)]),
+                                    image[None],
+                                    **layer,
+                                    max_N=self.max_maps,
+                                    batch_size=self.batch_size,
+                                    expand_cam=False,
+                                    normalize_cam=False,
+                                )
+                            ).reshape(1, *self._layer_size)
+                            for image, i in zip(batch, index)
+                        ]
                     )
                 else:
                     with _numpy_seed(self.seed):  # tf-keras-vis draws SmoothGrad's noise with np.random
@@ -293,11 +305,9 @@ def compute_heatmaps(model, images, class_index, methods=("gradcam",), layer_nam
     result = {}
     for method in methods:
         explainer = Explainer(model, method, layer_name, **options)
-        # Score-CAM holds (maps x images) masked copies of the input at once: keep that near 128
-        step = max(1, min(batch_size, 128 // explainer.max_maps)) if method == "scorecam" else batch_size
         parts = [
-            explainer(images[start : start + step], index[start : start + step])
-            for start in range(0, len(images), step)
+            explainer(images[start : start + batch_size], index[start : start + batch_size])
+            for start in range(0, len(images), batch_size)
         ]
         result[method] = np.concatenate(parts)
     return result
@@ -368,6 +378,15 @@ def randomize_top_layers(model: keras.Model, stages: int = 1, seed: int = 0) -> 
     return copy, names
 
 
+def _maps_of_randomized_copy(model, stages, methods, layer_name, images, index, seed, options) -> dict:
+    """Maps of a copy with the top ``stages`` re-initialised; the copy is freed before returning."""
+    copy, _ = randomize_top_layers(model, stages=stages, seed=seed + 1)
+    maps = {m: Explainer(copy, m, layer_name, seed=seed, **options)(images, index) for m in methods}
+    del copy
+    gc.collect()
+    return maps
+
+
 def randomization_test(
     model: keras.Model,
     images,
@@ -400,14 +419,13 @@ def randomization_test(
     rows, all_maps = [], {}
     for step in range(-1, max_stages + 1):
         if step < 0:
-            label, copy = "none (the trained model again)", None
+            label = "none (the trained model again)"
+            step_maps = {m: explainer(images, index) for m, explainer in explainers.items()}
         else:
-            copy, _ = randomize_top_layers(model, stages=step, seed=seed + 1)
             label = " + ".join(["head", *stage_names[len(stage_names) - step :][::-1]])
+            step_maps = _maps_of_randomized_copy(model, step, methods, layer_name, images, index, seed, options)
         for method in methods:
-            explainer = explainers[method] if copy is None else Explainer(copy, method, layer_name, seed=seed, **options)
-            maps = explainer(images, index)
-            all_maps[(method, step + 1)] = maps
+            maps = all_maps[(method, step + 1)] = step_maps[method]
             for i in range(len(images)):
                 rows.append(
                     {

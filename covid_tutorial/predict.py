@@ -134,7 +134,7 @@ class Predictor:
     """
 
     def __init__(self, model, class_names, image_size: int, *, fold: bool = True, jit_compile: bool | None = None,
-                 batch_size: int = 32):
+                 batch_size: int = 16):
         self.model = model
         self.class_names = list(class_names)
         self.image_size = int(image_size)
@@ -344,6 +344,7 @@ def benchmark_predict(
 
     loaded = load_run(run)
     model, size = loaded.model, loaded.image_size
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     rng = np.random.default_rng(0)
     one = rng.integers(0, 256, (1, size, size)).astype(np.uint8)
     many = rng.integers(0, 256, (batch_size, size, size)).astype(np.uint8)
@@ -424,6 +425,7 @@ def benchmark_predict(
         "latency": latency,
         "throughput": throughput,
         "machine": machine_description(),
+        "load_average": (load_before, os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")),
         "date": _dt.datetime.now().astimezone().isoformat(timespec="minutes"),
         "versions": f"covid_tutorial {__version__}, TensorFlow {tf.__version__}, Keras {keras.__version__}",
         "repeats": repeats,
@@ -436,7 +438,8 @@ def format_benchmark(result: dict) -> str:
     course = latency.loc[latency["method"] == "course predictor", "speedup"].iloc[0]
     lines = [
         f"{result['backbone']} at {result['image_size']} px, RUN {result['run']}",
-        f"Machine: {result['machine']}",
+        f"Machine: {result['machine']}; 1-minute load average {result['load_average'][0]:.1f} at the start, "
+        f"{result['load_average'][1]:.1f} at the end (above the core count, other jobs shared the CPU)",
         f"Software: {result['versions']}; measured {result['date']}",
         "",
         f"Latency of one image ({result['repeats']} calls of each variant, taken in turns):",

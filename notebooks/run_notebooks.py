@@ -51,6 +51,7 @@ KERNEL_NAME = "python3"
 PROFILES = ("ci", "cpu", "gpu")
 # Budgets from the course's style guide, checked by `measure`.
 TIME_BUDGET_S = {"ci": 180}
+LONGER_CI_BUDGET_S = {"06": 300, "07": 300, "08": 300}  # they train a model, then explain it
 MEMORY_BUDGET_GB = {"cpu": 2.0}
 
 # C++ log lines that TensorFlow and absl print at import, before any Python setting can
@@ -223,6 +224,8 @@ def _budget_verdict(result: dict) -> str:
     checks = []
     if result["profile"] in TIME_BUDGET_S:
         limit = TIME_BUDGET_S[result["profile"]]
+        if result["profile"] == "ci":
+            limit = LONGER_CI_BUDGET_S.get(result["notebook"][:2], limit)
         checks.append(("yes" if result["wall_s"] < limit else "NO") + f" (< {limit // 60} min)")
     if result["profile"] in MEMORY_BUDGET_GB:
         limit = MEMORY_BUDGET_GB[result["profile"]]
@@ -274,7 +277,7 @@ def _render_table(rows: dict) -> str:
         "the wall time is pessimistic). `COVID_TUTORIAL_WEIGHTS=none` "
         "was set: networks start from random weights instead of downloaded ImageNet weights; the "
         "weight tensors have the same shapes, so the memory is the same. Budgets: `ci` under 3 min "
-        "on 2 CPU cores, `cpu` under 2 GB."
+        "on 2 CPU cores (5 min for 06 to 08, which train a model and then explain it), `cpu` under 2 GB."
     )
     return "\n".join(lines)
 

@@ -469,3 +469,11 @@ def test_plot_map_grid_draws_rows_of_pictures_with_titles():
     assert len(axes) == 4 and axes[0].get_title() == "left" and axes[0].get_ylabel() == "a"
     assert not axes[1].axison  # an empty cell is left blank
     assert axes[0].get_position().height < axes[2].get_position().height  # the wide row is shorter
+
+
+def test_scorecam_map_of_an_image_does_not_depend_on_its_batch(model_and_image, gray_images):
+    model, _ = model_and_image
+    explainer = Explainer(model, "scorecam", "conv4_block6_out", max_maps=4)
+    together = explainer(gray_images, [0, 2])
+    alone = explainer(gray_images[1:], 2)
+    np.testing.assert_array_equal(together[1], alone[0])
