@@ -38,7 +38,6 @@ import io
 import json
 import math
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -214,13 +213,9 @@ def device_name() -> str:
                 details = {}
             names.append(details.get("device_name", gpu.name))
         return "GPU: " + ", ".join(names)
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as info:
-            cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    from .predict import cpu_name_and_cores
+
+    cpu, cores = cpu_name_and_cores()
     return f"CPU: {cpu}, {cores} cores"
 
 

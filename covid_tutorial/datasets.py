@@ -39,6 +39,7 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
+from .data import CLASS_NAMES
 from .errors import CourseError
 
 __all__ = [
@@ -69,7 +70,7 @@ __all__ = [
 
 #: The labels every collection is mapped onto. "Pneumonia" means a non-COVID lung
 #: infection (viral or bacterial pneumonia, "other pulmonary infections").
-COURSE_LABELS = ("COVID-19", "Normal", "Pneumonia")
+COURSE_LABELS = CLASS_NAMES
 
 #: Binary collections (COVID vs not) whose negative class mixes healthy lungs and other
 #: diseases cannot honestly be called "Normal"; they map to this label instead.

@@ -46,6 +46,7 @@ import tensorflow as tf
 
 from .errors import CourseError
 from .models import HEAD_LAYERS, _stage_prefix, backbone_layers, last_feature_layer
+from .train import release_memory
 
 METHODS = ("gradcam", "gradcam++", "scorecam", "saliency")
 METHOD_TITLES = {
@@ -206,10 +207,14 @@ class Explainer:
     - ``scorecam``: tf-keras-vis ``Scorecam`` (Wang et al. 2020): each of the ``max_maps``
       feature maps with the largest spatial spread masks the input, and the softmax score
       of the masked image is that map's weight. Costs about ``max_maps`` forward passes.
-      Images go through it one at a time: given a batch, tf-keras-vis would use the union
-      of every image's top maps for all of them, so a map would depend on its neighbours.
     - ``saliency``: tf-keras-vis ``Saliency`` with SmoothGrad (Smilkov et al. 2017): the
       absolute input gradient, averaged over ``smooth_samples`` noisy copies.
+
+    The three library methods take one image per call. tf-keras-vis records a whole
+    forward pass on a gradient tape, so a batch costs memory in proportion (a 2 GB Binder
+    session holds only a few images of ResNet50 at 160 px), and given a batch Score-CAM
+    would use the union of every image's top maps for all of them, so that a map would
+    depend on its neighbours.
 
     The CAM methods use ``layer_name`` (default: the last 4-D layer); saliency works on
     the input pixels. Maps come back at the input size, each scaled to 0..1.
@@ -225,7 +230,7 @@ class Explainer:
         max_maps: int = 32,
         smooth_samples: int = 20,
         smooth_noise: float = 0.2,
-        batch_size: int = 32,
+        batch_size: int = 8,
         seed: int = 0,
     ):
         if method not in METHODS:
@@ -252,53 +257,42 @@ class Explainer:
     def title(self) -> str:
         return METHOD_TITLES[self.method]
 
-    def __call__(self, images, class_index, upsample: bool = True) -> np.ndarray:
-        """Maps (n, H, W) in 0..1; at the input size unless ``upsample=False`` (CAM methods only)."""
+    def _library_map(self, image, class_index: int) -> np.ndarray:
+        """One tf-keras-vis map (1, h, w) of one image: see the class docstring for why one."""
         from tf_keras_vis.utils.scores import CategoricalScore
 
+        score, one = CategoricalScore([class_index]), image[None]
+        layer = dict(penultimate_layer=self.layer_name, seek_penultimate_conv_layer=False)
+        if self.method == "gradcam++":
+            maps = self._tool(score, one, **layer, expand_cam=False, normalize_cam=False)
+        elif self.method == "scorecam":
+            maps = self._tool(
+                score, one, **layer, max_N=self.max_maps, batch_size=self.batch_size, expand_cam=False,
+                normalize_cam=False,
+            )  # fmt: skip
+        else:
+            with _numpy_seed(self.seed):  # tf-keras-vis draws SmoothGrad's noise with np.random
+                maps = self._tool(
+                    score, tf.constant(one), smooth_samples=self.smooth_samples, smooth_noise=self.smooth_noise,
+                    normalize_map=False,
+                )  # fmt: skip
+        return np.asarray(maps, dtype=np.float32).reshape(1, *np.shape(maps)[-2:])
+
+    def __call__(self, images, class_index, upsample: bool = True) -> np.ndarray:
+        """Maps (n, H, W) in 0..1; at the input size unless ``upsample=False`` (CAM methods only)."""
         batch = as_model_input(images)
         index = _class_indices(class_index, len(batch))
         if self.method == "gradcam":
             maps = self._tool(batch, index, normalize=False)
         else:
-            score = CategoricalScore([int(i) for i in index])
-            layer = dict(penultimate_layer=self.layer_name, seek_penultimate_conv_layer=False)
             with _quiet_keras():
-                if self.method == "gradcam++":
-                    maps = self._tool(score, batch, **layer, expand_cam=False, normalize_cam=False)
-                elif self.method == "scorecam":  # one image per call: see the class docstring
-                    maps = np.concatenate(
-                        [
-                            np.asarray(
-                                self._tool(
-                                    CategoricalScore([int(i)]),
-                                    image[None],
-                                    **layer,
-                                    max_N=self.max_maps,
-                                    batch_size=self.batch_size,
-                                    expand_cam=False,
-                                    normalize_cam=False,
-                                )
-                            ).reshape(1, *self._layer_size)
-                            for image, i in zip(batch, index)
-                        ]
-                    )
-                else:
-                    with _numpy_seed(self.seed):  # tf-keras-vis draws SmoothGrad's noise with np.random
-                        maps = self._tool(
-                            score,
-                            tf.constant(batch),
-                            smooth_samples=self.smooth_samples,
-                            smooth_noise=self.smooth_noise,
-                            normalize_map=False,
-                        )
-            maps = np.asarray(maps, dtype=np.float32).reshape(len(batch), *np.shape(maps)[-2:])
+                maps = np.concatenate([self._library_map(image, int(i)) for image, i in zip(batch, index)])
         if upsample:
             maps = upsample_maps(maps, self.input_size)
         return normalize_maps(maps)
 
 
-def compute_heatmaps(model, images, class_index, methods=("gradcam",), layer_name=None, batch_size=16, **options):
+def compute_heatmaps(model, images, class_index, methods=("gradcam",), layer_name=None, batch_size=4, **options):
     """``{method: maps (n, H, W)}`` for several methods, computed in batches."""
     images = as_model_input(images)
     index = _class_indices(class_index, len(images))
@@ -462,19 +456,12 @@ def class_contrast(explainer: Explainer, images, first_class: int, second_class:
 
 
 def resolve_mask_path(path) -> Path | None:
-    """The lesion mask file for a ``mask_path`` entry, or None when there is none.
-
-    Tolerates a doubled ``masks/masks/`` folder, which some tables carry.
-    """
+    """The lesion mask file for a ``mask_path`` entry, or None when there is none."""
     if path is None or (isinstance(path, float) and np.isnan(path)) or str(path) == "":
         return None
     path = Path(str(path))
     if path.is_file():
         return path
-    if path.parent.name == "masks" and path.parent.parent.name == "masks":
-        fixed = path.parent.parent / path.name
-        if fixed.is_file():
-            return fixed
     raise CourseError(f"{path}: lesion mask not found. Regenerate the phantoms or fix mask_path.")
 
 
@@ -536,7 +523,7 @@ def energy_inside(heatmaps, masks) -> np.ndarray:
     return np.where(empty, np.nan, inside / np.where(total > 0, total, 1.0))
 
 
-def _probability_function(model_or_function, batch_size: int = 32):
+def _probability_function(model_or_function, batch_size: int = 8):
     """A function images (n, h, w, 3) float -> class probabilities (n, k), batched."""
     if not isinstance(model_or_function, keras.Model):
         return lambda images: np.asarray(model_or_function(images), dtype=np.float64)
@@ -577,7 +564,7 @@ def deletion_scores(
     fill="mean",
     random_repeats: int = 3,
     seed: int = 0,
-    batch_size: int = 32,
+    batch_size: int = 8,
 ) -> pd.DataFrame:
     """Faithfulness: how much the class probability drops when the map's top pixels go.
 
@@ -701,7 +688,7 @@ def activation_model(model: keras.Model, layer_names) -> keras.Model:
     return keras.Model(model.input, outputs, name=f"{model.name}_activations")
 
 
-def extract_activations(model: keras.Model, images, layer_names=None, batch_size: int = 16) -> dict:
+def extract_activations(model: keras.Model, images, layer_names=None, batch_size: int = 8) -> dict:
     """``{layer name: array (n, h, w, c)}`` for ``layer_names`` (default :func:`depth_layers`), one pass."""
     layer_names = list(layer_names or depth_layers(model))
     probe = activation_model(model, layer_names)
@@ -994,7 +981,7 @@ def write_masked_dataset(source, out, box, fill: int = 0) -> Path:
 # ---------------------------------------------------------------- a model worth explaining
 
 
-def recalibrate_batchnorm(model: keras.Model, images, batch_size: int = 16) -> int:
+def recalibrate_batchnorm(model: keras.Model, images, batch_size: int = 4) -> int:
     """Recompute the running statistics of every trainable BatchNormalization layer on ``images``.
 
     A network trained from scratch for a few dozen steps (the ``ci`` profile) keeps running
@@ -1002,7 +989,8 @@ def recalibrate_batchnorm(model: keras.Model, images, batch_size: int = 16) -> i
     of the start value is left), so in inference mode it behaves like another model. This
     sets each running mean and variance to the average over ``images`` ("precise BN", Wu &
     Johnson 2021), with augmentation switched off. Frozen BatchNorm layers (pretrained
-    backbones) are left alone. Returns the number of layers recalibrated.
+    backbones) are left alone. Returns the number of layers recalibrated. Small batches keep
+    the memory of the training-mode forward passes low.
     """
     layers = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization) and l.trainable]
     if not layers:
@@ -1023,6 +1011,7 @@ def recalibrate_batchnorm(model: keras.Model, images, batch_size: int = 16) -> i
             layer.momentum = momentum
         for key, value in saved_ranges.items():
             setattr(augment, key, value)
+        release_memory()
     return len(layers)
 
 

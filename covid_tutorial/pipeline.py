@@ -44,6 +44,7 @@ from .train import (
     TrainingCheckpoint,
     class_weights,
     predict_probabilities,
+    release_memory,
     seed_everything,
     train_two_stage,
 )
@@ -317,6 +318,7 @@ def train_run(
     # From here on the model only predicts: hand back a copy without the optimizer state and
     # the compiled training functions, so that their memory can be reused (Binder has 2 GB).
     model = _inference_copy(model)
+    release_memory()
     model.save(out / "model.keras")
     trainable = history.attrs.get("trainable_parameters")
     if isinstance(trainable, (int, np.integer)):

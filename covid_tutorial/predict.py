@@ -298,11 +298,8 @@ def operating_point(
 # ---------------------------------------------------------------- benchmark
 
 
-def machine_description() -> str:
-    """CPU model, the cores this process may use, memory and GPUs, in one line."""
-    import psutil
-    import tensorflow as tf
-
+def cpu_name_and_cores() -> tuple[str, int]:
+    """The CPU's model name (from /proc/cpuinfo where there is one) and the cores this process may use."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as info:
@@ -310,6 +307,15 @@ def machine_description() -> str:
     except (OSError, StopIteration):
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return cpu, cores
+
+
+def machine_description() -> str:
+    """CPU model, the cores this process may use, memory and GPUs, in one line."""
+    import psutil
+    import tensorflow as tf
+
+    cpu, cores = cpu_name_and_cores()
     gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
     memory = psutil.virtual_memory().total / 2**30
     return (

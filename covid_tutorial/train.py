@@ -15,6 +15,8 @@ on (weights, optimizer state, the callbacks' counters, the random generators' st
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import json
 import math
 import os
@@ -31,6 +33,20 @@ from .models import count_trainable_parameters, set_trainable_stage
 
 LABEL_SMOOTHING = 0.1
 FINE_TUNE_LR_FACTOR = 0.1
+
+
+def release_memory() -> None:
+    """Collect garbage and hand the heap memory freed by training back to the system.
+
+    TensorFlow frees a training run's tensors, but glibc keeps the freed pages for reuse,
+    so the process still counts them; on Linux ``malloc_trim`` returns them, a few hundred
+    MB after training ResNet50, which matters in a 2 GB Binder session.
+    """
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to hand back this way
+        pass
 
 
 def seed_everything(seed: int = 0) -> None:
