@@ -25,6 +25,11 @@ def _add_profile(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_timing(parser, repeats: int) -> None:
+    parser.add_argument("--repeats", type=int, default=repeats, help=f"timed calls of each variant (default: {repeats})")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed calls first (default: 3)")
+
+
 def _add_data(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "data",
@@ -498,12 +503,11 @@ def build_parser() -> argparse.ArgumentParser:
         "predict",
         help="latency of one image and throughput of a batch: model.predict against compiled variants",
         description="Latency of one image with model.predict, a tf.function, XLA and the course "
-        "predictor (a frozen graph), timed in turns; then throughput for a batch.",
+        "predictor (BatchNorm folded, one tf.function), timed in turns; then throughput for a batch.",
     )
     bench_predict.add_argument("run", type=Path, metavar="RUN", help="a folder written by covid-tutorial train")
-    bench_predict.add_argument("--repeats", type=int, default=30, help="timed calls of each variant (default: 30)")
+    _add_timing(bench_predict, repeats=30)
     bench_predict.add_argument("--batch-size", type=int, default=16, help="batch for throughput (default: 16)")
-    bench_predict.add_argument("--warmup", type=int, default=3, help="untimed calls first (default: 3)")
     bench_predict.set_defaults(func=cmd_bench_predict)
 
     bench_pipeline = bench_kinds.add_parser(
@@ -529,8 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_gradcam.add_argument("run", type=Path, nargs="?", help="a RUN folder (optional)")
     bench_gradcam.add_argument("--backbone", default="resnet50", help="without RUN (default: resnet50)")
     bench_gradcam.add_argument("--image-size", type=int, default=224, help="without RUN (default: 224)")
-    bench_gradcam.add_argument("--repeats", type=int, default=20, help="timed calls (default: 20)")
-    bench_gradcam.add_argument("--warmup", type=int, default=3, help="untimed calls first (default: 3)")
+    _add_timing(bench_gradcam, repeats=20)
     bench_gradcam.add_argument("--scorecam-maps", type=int, default=32, help="0 skips Score-CAM (default: 32)")
     bench_gradcam.set_defaults(func=cmd_bench_gradcam)
 

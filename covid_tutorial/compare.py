@@ -52,6 +52,7 @@ from .errors import CourseError, DataError, RunError
 from .explain import recalibrate_batchnorm
 from .metrics import METRIC_NAMES, classification_metrics, summarize_folds
 from .models import RandomAffine, build_classifier, get_backbone
+from .predict import cpu_name_and_cores, time_call
 from .profiles import get_profile
 from .train import EpochBatches, class_weights, compile_classifier, seed_everything, train_two_stage
 
@@ -213,8 +214,6 @@ def device_name() -> str:
                 details = {}
             names.append(details.get("device_name", gpu.name))
         return "GPU: " + ", ".join(names)
-    from .predict import cpu_name_and_cores
-
     cpu, cores = cpu_name_and_cores()
     return f"CPU: {cpu}, {cores} cores"
 
@@ -299,12 +298,6 @@ class HostAugmentedBatches(EpochBatches):
         return batches.map(lambda x, y: (self.augment(x, training=True), y))
 
 
-def _timed(function) -> float:
-    start = time.perf_counter()
-    function()
-    return time.perf_counter() - start
-
-
 def measure_inference(model, *, batch_size: int = 16, repeats: int = 20, warmup: int = 2, jit_compile: bool = False) -> dict:
     """Latency of one image and throughput of a batch, for a compiled forward pass.
 
@@ -325,12 +318,12 @@ def measure_inference(model, *, batch_size: int = 16, repeats: int = 20, warmup:
     rng = np.random.default_rng(0)
     one = tf.constant(rng.uniform(0, 255, (1, size, size, 3)).astype("float32"))
     batch = tf.constant(rng.uniform(0, 255, (batch_size, size, size, 3)).astype("float32"))
-    first_call = _timed(lambda: forward(one).numpy())
+    first_call = time_call(lambda: forward(one).numpy())
     forward(batch).numpy()  # XLA compiles once per shape
     for _ in range(warmup):
         forward(one).numpy()
-    single = [_timed(lambda: forward(one).numpy()) for _ in range(max(1, repeats))]
-    batched = [_timed(lambda: forward(batch).numpy()) for _ in range(max(3, repeats // 4))]
+    single = [time_call(lambda: forward(one).numpy()) for _ in range(max(1, repeats))]
+    batched = [time_call(lambda: forward(batch).numpy()) for _ in range(max(3, repeats // 4))]
     return {
         "latency_ms": 1000 * float(np.median(single)),
         "latency_p10_ms": 1000 * float(np.percentile(single, 10)),
@@ -348,9 +341,9 @@ def measure_training(model, *, batch_size: int = 16, steps: int = 5, jit_compile
     rng = np.random.default_rng(1)
     x = rng.uniform(0, 255, (batch_size, size, size, 3)).astype("float32")
     y = np.eye(classes, dtype="float32")[rng.integers(0, classes, batch_size)]
-    first_step = _timed(lambda: model.train_on_batch(x, y))
+    first_step = time_call(lambda: model.train_on_batch(x, y))
     model.train_on_batch(x, y)
-    times = [_timed(lambda: model.train_on_batch(x, y)) for _ in range(max(1, steps))]
+    times = [time_call(lambda: model.train_on_batch(x, y)) for _ in range(max(1, steps))]
     return {"train_images_per_s": batch_size / float(np.median(times)), "train_first_step_s": first_step}
 
 

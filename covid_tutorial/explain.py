@@ -31,10 +31,10 @@ layer's resolution are resized to the input size with :func:`upsample_maps` (bil
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
 import gc
 import logging
 import os
-import time
 import warnings
 from pathlib import Path
 
@@ -1147,6 +1147,7 @@ def benchmark_gradcam(
     not depend on the weights' values.
     """
     from .models import build_classifier
+    from .predict import machine_description, time_call
 
     if model is None:
         model = build_classifier(backbone, 3, image_size, weights=None, seed=seed)
@@ -1157,12 +1158,7 @@ def benchmark_gradcam(
     cam = GradCAM(model, layer_name)
 
     def timed(call, count):
-        times = []
-        for _ in range(count):
-            start = time.perf_counter()
-            call()
-            times.append(time.perf_counter() - start)
-        return float(np.median(times))
+        return float(np.median([time_call(call) for _ in range(count)]))
 
     def run_forward():
         return forward(tensor).numpy()
@@ -1179,8 +1175,9 @@ def benchmark_gradcam(
         "model": model.name,
         "image_size": int(size),
         "layer": cam.layer_name,
-        "device": ", ".join(d.device_type for d in tf.config.list_logical_devices() if d.device_type != "CPU") or "CPU",
-        "cpu_threads": os.cpu_count(),
+        "machine": machine_description(),
+        "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan"),
+        "date": _dt.datetime.now().astimezone().isoformat(timespec="minutes"),
         "repeats": repeats,
         "forward_ms": 1000 * forward_s,
         "gradcam_ms": 1000 * gradcam_s,

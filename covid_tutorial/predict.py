@@ -325,7 +325,8 @@ def machine_description() -> str:
     )
 
 
-def _timed(function) -> float:
+def time_call(function) -> float:
+    """Seconds one call of ``function`` takes (wall clock)."""
     start = time.perf_counter()
     function()
     return time.perf_counter() - start
@@ -338,7 +339,7 @@ def benchmark_predict(
 
     The variants are timed in turns (one call of each, then again), so that a machine
     shared with other work slows them all alike; medians and the 10th-90th percentile
-    range are reported. The first call of each variant (tracing, freezing, compiling) is
+    range are reported. The first call of each variant (tracing, folding, compiling) is
     timed apart. Weights do not change the arithmetic, so any trained RUN of a backbone
     and image size gives that backbone's figures.
     """
@@ -362,7 +363,7 @@ def benchmark_predict(
 
     first_call, variants = {}, {}
     say("model.predict (Keras)")
-    first_call["model.predict"] = _timed(lambda: model.predict(one_rgb, verbose=0))
+    first_call["model.predict"] = time_call(lambda: model.predict(one_rgb, verbose=0))
     variants["model.predict"] = lambda: model.predict(one_rgb, verbose=0)
     builders = {
         "tf.function": dict(fold=False, jit_compile=False),
@@ -389,7 +390,7 @@ def benchmark_predict(
     times = {name: [] for name in variants}
     for _ in range(repeats):
         for name, call in variants.items():
-            times[name].append(_timed(call))
+            times[name].append(time_call(call))
     base = np.median(times["model.predict"])
     latency = pd.DataFrame(
         [
@@ -415,7 +416,7 @@ def benchmark_predict(
     batch_times = {name: [] for name in batched}
     for _ in range(batch_repeats):
         for name, call in batched.items():
-            batch_times[name].append(_timed(call))
+            batch_times[name].append(time_call(call))
     throughput = pd.DataFrame(
         [
             {"method": name, "batch_size": batch_size, "median_s": np.median(t), "images_per_s": batch_size / np.median(t)}
