@@ -191,11 +191,6 @@ class GradCAM:
         return normalize_maps(maps) if normalize else maps
 
 
-def gradcam(model: keras.Model, images, class_index, layer_name: str | None = None) -> np.ndarray:
-    """One-off Grad-CAM (builds a :class:`GradCAM`); reuse the class for many calls."""
-    return GradCAM(model, layer_name)(images, class_index)
-
-
 # ---------------------------------------------------------------- every method behind one door
 
 
