@@ -39,7 +39,7 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
-from .data import CLASS_NAMES
+from .labels import CLASS_NAMES
 from .errors import CourseError
 
 __all__ = [

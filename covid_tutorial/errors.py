@@ -11,3 +11,7 @@ class DataError(CourseError, ValueError):
 
 class RunError(CourseError):
     """A RUN folder that is missing, incomplete or made by an incompatible version."""
+
+
+class DataWarning(UserWarning):
+    """Something in the data was skipped or is risky; the message says what and how many."""

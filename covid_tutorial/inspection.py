@@ -21,8 +21,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from .data import DataWarning, load_dataset, read_image
-from .errors import DataError
+from .data import load_dataset, read_image
+from .errors import DataError, DataWarning
 
 # Hamming distance (of 255 bits) up to which two images count as near copies. Measured on
 # the phantoms, whose anatomy is far more alike than real radiographs: a resized and
