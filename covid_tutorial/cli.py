@@ -67,7 +67,7 @@ def cmd_phantoms(args) -> int:
 
 
 def cmd_split(args) -> int:
-    from .data import patient_folds, split_by_patient
+    from .splits import patient_folds, split_by_patient
 
     table = _load(args)
     if args.folds:
@@ -112,7 +112,8 @@ def cmd_download(args) -> int:
 
 
 def cmd_explain(args) -> int:
-    from .explain import METHOD_TITLES, explain_run
+    from .explain import METHOD_TITLES
+    from .pipeline import explain_run
 
     summary = explain_run(
         args.run,
@@ -140,8 +141,8 @@ def cmd_explain(args) -> int:
 def cmd_bench_gradcam(args) -> int:
     import json
 
-    from .explain import benchmark_gradcam
-    from .pipeline import load_run
+    from .bench import benchmark_gradcam
+    from .runs import load_run
 
     model = load_run(args.run).model if args.run is not None else None
     result = benchmark_gradcam(
@@ -213,7 +214,8 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     import json
 
-    from .predict import Predictor, save_gradcam_overlays
+    from .pipeline import save_gradcam_overlays
+    from .predict import Predictor
 
     predictor = Predictor.from_run(args.run)
     table = predictor.predict_files(args.images)
@@ -236,7 +238,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_bench_predict(args) -> int:
-    from .predict import benchmark_predict, format_benchmark
+    from .bench import benchmark_predict, format_benchmark
 
     result = benchmark_predict(args.run, repeats=args.repeats, batch_size=args.batch_size, warmup=args.warmup)
     print()
@@ -247,7 +249,7 @@ def cmd_bench_predict(args) -> int:
 
 
 def cmd_bench_pipeline(args) -> int:
-    from .data import benchmark_input_pipeline
+    from .bench import benchmark_input_pipeline
 
     result = benchmark_input_pipeline(
         _load(args), image_size=args.image_size, batch_size=args.batch_size, epochs=args.epochs
@@ -261,10 +263,10 @@ def cmd_bench_pipeline(args) -> int:
 
 
 def cmd_compare(args) -> int:
+    import shlex
+
     from . import compare
     from .errors import CourseError
-
-    import shlex
 
     command = "covid-tutorial " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["compare"] else None
     if args.zoo or args.speed:

@@ -31,12 +31,10 @@ Teaching material only: not for clinical use.
 from __future__ import annotations
 
 import csv
-import datetime as _dt
 import gc
 import hashlib
 import io
 import json
-import math
 import os
 import time
 from pathlib import Path
@@ -44,380 +42,47 @@ from pathlib import Path
 import keras
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from . import __version__
-from .data import CLASS_NAMES, _grouped_folds, dataset_from_arrays, load_dataset, load_images, one_hot, patient_folds
+from .bench import measure_inference
+from .data import dataset_from_arrays, load_dataset, load_images, one_hot
 from .errors import CourseError, DataError, RunError
-from .explain import recalibrate_batchnorm
-from .metrics import METRIC_NAMES, classification_metrics, summarize_folds
-from .models import RandomAffine, build_classifier, get_backbone
-from .predict import cpu_name_and_cores, time_call
+from .figures import figure_to_png, plot_pareto
+from .labels import CLASS_NAMES
+from .metrics import (
+    KEY_COLUMNS,
+    METRIC_NAMES,
+    classification_metrics,
+    leaderboard,
+    metric_column,
+    paired_tests,
+    summarize_results,
+    summary_table,
+)
+from .models import get_backbone, resolve_models
 from .profiles import get_profile
-from .train import EpochBatches, class_weights, compile_classifier, seed_everything, train_two_stage
-
-# ---------------------------------------------------------------- the zoo
-
-EFFICIENTNETS = tuple(f"EfficientNetB{i}" for i in range(8))
-PAPER_MODELS = (
-    *EFFICIENTNETS,
-    "ResNet50", "ResNet50V2", "ResNet101V2", "ResNet152V2",
-    "DenseNet121", "DenseNet169", "DenseNet201",
-    "InceptionV3", "InceptionResNetV2", "Xception",
-    "VGG16", "VGG19",
-)  # fmt: skip
-MODERN_REFERENCES = ("EfficientNetV2B0", "EfficientNetV2S", "ConvNeXtTiny")
-ZOO = PAPER_MODELS + MODERN_REFERENCES
-MODEL_GROUPS = {"zoo": ZOO, "paper": PAPER_MODELS, "efficientnets": EFFICIENTNETS, "modern": MODERN_REFERENCES}
-
-# EfficientNet's compound scaling constants (Tan and Le 2019, "EfficientNet: Rethinking
-# Model Scaling for Convolutional Neural Networks", ICML): depth d = ALPHA**phi, width
-# w = BETA**phi, resolution r = GAMMA**phi, chosen so that ALPHA * BETA**2 * GAMMA**2 ~ 2.
-ALPHA, BETA, GAMMA = 1.2, 1.1, 1.15
-
-
-def resolve_models(names) -> list[str]:
-    """keras.applications names (any case) or a group (zoo, paper, efficientnets, modern), in order."""
-    if isinstance(names, str):
-        names = [names]
-    chosen: list[str] = []
-    for name in names:
-        group = MODEL_GROUPS.get(str(name).lower())
-        for model in group or [get_backbone(name).name]:
-            if model not in chosen:
-                chosen.append(model)
-    if not chosen:
-        raise CourseError("No models given. Name keras.applications backbones, e.g. --models efficientnetb0 resnet50.")
-    return chosen
-
-
-def model_family(name: str) -> str:
-    """The family a backbone belongs to, grouped as Garg et al. (2022) group them."""
-    for prefix, family in (
-        ("EfficientNetV2", "EfficientNetV2"), ("EfficientNet", "EfficientNet"), ("ResNet", "ResNet"),
-        ("DenseNet", "DenseNet"), ("Inception", "Inception"), ("Xception", "Inception"), ("VGG", "VGG"),
-        ("ConvNeXt", "ConvNeXt"), ("MobileNet", "MobileNet"),
-    ):  # fmt: skip
-        if name.startswith(prefix):
-            return family
-    return "other"
-
-
-def describe_backbone(name: str, image_size: int | None = None) -> dict:
-    """Everything read off one keras.applications backbone (no top, random weights).
-
-    Parameters, multiply-accumulates for one image (:func:`covid_tutorial.fundamentals.count_macs`;
-    a FLOP count in the strict sense is about twice that), convolution layers, and for
-    the EfficientNet families the MBConv blocks (one ``*_project_conv`` each), the blocks
-    with squeeze-and-excitation and the widths of the stem and of the last convolution.
-    """
-    from .fundamentals import layer_costs
-
-    spec = get_backbone(name)
-    size = image_size or spec.native_size
-    model = spec.constructor(include_top=False, weights=None, input_shape=(size, size, 3))
-    costs = layer_costs(model)
-    names = costs["layer"]
-    convolutions = costs["type"].isin(["Conv2D", "DepthwiseConv2D", "SeparableConv2D"])
-    row = {
-        "model": spec.name,
-        "family": model_family(spec.name),
-        "in_paper": spec.name in PAPER_MODELS,
-        "native_size": spec.native_size,
-        "image_size": size,
-        "preprocessing": spec.preprocessing,
-        "params": int(model.count_params()),
-        "macs": int(costs["macs"].sum()),
-        "conv_layers": int(convolutions.sum()),
-        "blocks": int(names.str.fullmatch(r"block\d+[a-z]_project_conv").sum()),
-        "se_blocks": int(names.str.fullmatch(r"block\d+[a-z]_se_reduce").sum()),
-        "stem_width": _filters(model, ("stem_conv", "conv1_conv", "conv1", "block1_conv1")),
-        "head_width": int(model.output.shape[-1]),
-    }
-    del model
-    keras.backend.clear_session()
-    return row
-
-
-def _filters(model, candidates) -> int | None:
-    for candidate in candidates:
-        try:
-            return int(model.get_layer(candidate).filters)
-        except (ValueError, AttributeError):
-            continue
-    return None
-
-
-def zoo_table(names=ZOO, image_size: int | None = None, *, progress: bool = False) -> pd.DataFrame:
-    """One row per backbone: size, cost and shape, computed from the models (see :func:`describe_backbone`).
-
-    ``image_size`` None uses each model's native resolution (the ImageNet training size
-    the Keras documentation gives, which is also the default input of its classifier).
-    Adds ``params_M``, ``GMACs`` and ``GFLOPs`` (= 2 x MACs).
-    """
-    rows = []
-    for name in resolve_models(names):
-        start = time.perf_counter()
-        rows.append(describe_backbone(name, image_size))
-        if progress:
-            print(f"  {rows[-1]['model']}: {rows[-1]['params'] / 1e6:.1f} M parameters ({time.perf_counter() - start:.0f} s)", flush=True)
-    table = pd.DataFrame(rows)
-    table["params_M"] = table["params"] / 1e6
-    table["GMACs"] = table["macs"] / 1e9
-    table["GFLOPs"] = 2 * table["GMACs"]
-    return table
-
-
-def efficientnet_scaling(zoo: pd.DataFrame) -> pd.DataFrame:
-    """Compound scaling of EfficientNet-B0..B7 read off a :func:`zoo_table` (rows B0..B7).
-
-    Each model's depth (MBConv blocks), width (channels of the last convolution) and
-    resolution relative to B0, the scaling exponent phi that each of them implies with
-    Tan and Le's constants (d = 1.2**phi, w = 1.1**phi, r = 1.15**phi), and the cost ratio
-    the rule predicts (d * w**2 * r**2) next to the measured one.
-    """
-    rows = zoo.set_index("model").loc[[m for m in EFFICIENTNETS if m in set(zoo["model"])]]
-    if "EfficientNetB0" not in rows.index:
-        raise CourseError("efficientnet_scaling needs EfficientNetB0 in the zoo table, as the baseline.")
-    base = rows.loc["EfficientNetB0"]
-    out = pd.DataFrame(index=rows.index)
-    out["resolution"] = rows["native_size"]
-    out["blocks"] = rows["blocks"]
-    out["head_width"] = rows["head_width"]
-    out["params_M"] = rows["params_M"]
-    out["GMACs"] = rows["GMACs"]
-    out["depth_ratio"] = rows["blocks"] / base["blocks"]
-    out["width_ratio"] = rows["head_width"] / base["head_width"]
-    out["resolution_ratio"] = rows["native_size"] / base["native_size"]
-    out["phi_from_depth"] = np.log(out["depth_ratio"]) / math.log(ALPHA)
-    out["phi_from_width"] = np.log(out["width_ratio"]) / math.log(BETA)
-    out["phi_from_resolution"] = np.log(out["resolution_ratio"]) / math.log(GAMMA)
-    out["predicted_cost_ratio"] = out["depth_ratio"] * out["width_ratio"] ** 2 * out["resolution_ratio"] ** 2
-    out["measured_cost_ratio"] = rows["macs"] / base["macs"]
-    return out
-
-
-# ---------------------------------------------------------------- devices and speed
-
-
-def device_name() -> str:
-    """The device TensorFlow computes on: GPU names from tf.config, else the CPU model and cores."""
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        names = []
-        for gpu in gpus:
-            try:
-                details = tf.config.experimental.get_device_details(gpu)
-            except (ValueError, RuntimeError):
-                details = {}
-            names.append(details.get("device_name", gpu.name))
-        return "GPU: " + ", ".join(names)
-    cpu, cores = cpu_name_and_cores()
-    return f"CPU: {cpu}, {cores} cores"
-
-
-FLOAT32_LAYERS = ("image", "augment", "preprocess", "predictions")
-
-
-def to_mixed_precision(model):
-    """A copy of a classifier that computes in float16 and keeps its variables in float32.
-
-    The ``mixed_float16`` policy of Keras, applied to every layer except the input's
-    augmentation and scaling (raw 0..255 pixels stay float32) and the final softmax
-    (float32 already), so the probabilities and the loss are computed in float32. The
-    copy's own policy is ``mixed_float16`` too, so ``compile`` wraps its optimizer in a
-    ``LossScaleOptimizer`` that keeps small float16 gradients from underflowing. Pays off
-    on GPUs with tensor cores; on a CPU it is usually slower.
-    """
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("mixed_float16")
-    try:
-
-        def clone(layer):
-            config = layer.get_config()
-            config["dtype"] = "float32" if layer.name in FLOAT32_LAYERS else "mixed_float16"
-            return layer.__class__.from_config(config)
-
-        copy = keras.models.clone_model(model, clone_function=clone)
-    finally:
-        keras.config.set_dtype_policy(previous)
-    copy.set_weights(model.get_weights())
-    return copy
-
-
-def build_for_comparison(
-    backbone: str,
-    num_classes: int,
-    image_size: int,
-    weights,
-    *,
-    seed: int,
-    mixed_precision: bool = False,
-    augment: bool = True,
-):
-    """:func:`covid_tutorial.models.build_classifier`, then optionally :func:`to_mixed_precision`."""
-    model = build_classifier(backbone, num_classes, image_size, weights=weights, augment=augment, seed=seed)
-    return to_mixed_precision(model) if mixed_precision else model
-
-
-class ExecutionOptions(keras.callbacks.Callback):
-    """Choose how Keras runs the steps of a ``fit``: as a graph (default), XLA-compiled, or eagerly.
-
-    :func:`covid_tutorial.train.fit_stage` compiles the model itself; Keras hands the
-    model to the callbacks after that compile and before it builds its train and test
-    functions, so the choice made here holds for the whole ``fit``. XLA is off unless
-    asked for, also on GPUs, where Keras would otherwise switch it on by itself.
-    """
-
-    def __init__(self, run_eagerly: bool = False, jit_compile: bool = False):
-        super().__init__()
-        self.run_eagerly, self.jit_compile = bool(run_eagerly), bool(jit_compile)
-
-    def set_model(self, model):
-        super().set_model(model)
-        model.run_eagerly = self.run_eagerly
-        model.jit_compile = self.jit_compile and not self.run_eagerly
-
-
-class HostAugmentedBatches(EpochBatches):
-    """:class:`covid_tutorial.train.EpochBatches` with the augmentation done in the input pipeline.
-
-    Used with XLA: the augmentation's image resampling (``ImageProjectiveTransformV3``)
-    has no XLA kernel, so an XLA-compiled training step cannot contain it. The same
-    :class:`covid_tutorial.models.RandomAffine` layer runs on the host instead, in tf.data.
-    """
-
-    def __init__(self, images, labels, *, batch_size: int = 16, seed: int = 0):
-        super().__init__(images, labels, batch_size=batch_size, seed=seed)
-        self.augment = RandomAffine(seed=seed, name="augment")
-
-    def dataset(self, initial_epoch: int, epochs: int, stage_index: int = 0):
-        batches = super().dataset(initial_epoch, epochs, stage_index)
-        return batches.map(lambda x, y: (self.augment(x, training=True), y))
-
-
-def measure_inference(model, *, batch_size: int = 16, repeats: int = 20, warmup: int = 2, jit_compile: bool = False) -> dict:
-    """Latency of one image and throughput of a batch, for a compiled forward pass.
-
-    The forward pass is a ``tf.function`` (XLA-compiled with ``jit_compile``), traced
-    once for any batch size; each timed call waits for its result (``.numpy()``), so a
-    GPU's asynchronous launches are not mistaken for speed. Medians over ``repeats``
-    calls; the first call (tracing, compiling) is timed apart. Weights do not change the
-    arithmetic, so random weights give the same timings as trained ones.
-    """
-    import tensorflow as tf
-
-    size = int(model.input_shape[1])
-    forward = tf.function(
-        lambda x: model(x, training=False),
-        jit_compile=jit_compile,
-        input_signature=[tf.TensorSpec((None, size, size, 3), tf.float32)],
-    )
-    rng = np.random.default_rng(0)
-    one = tf.constant(rng.uniform(0, 255, (1, size, size, 3)).astype("float32"))
-    batch = tf.constant(rng.uniform(0, 255, (batch_size, size, size, 3)).astype("float32"))
-    first_call = time_call(lambda: forward(one).numpy())
-    forward(batch).numpy()  # XLA compiles once per shape
-    for _ in range(warmup):
-        forward(one).numpy()
-    single = [time_call(lambda: forward(one).numpy()) for _ in range(max(1, repeats))]
-    batched = [time_call(lambda: forward(batch).numpy()) for _ in range(max(3, repeats // 4))]
-    return {
-        "latency_ms": 1000 * float(np.median(single)),
-        "latency_p10_ms": 1000 * float(np.percentile(single, 10)),
-        "latency_p90_ms": 1000 * float(np.percentile(single, 90)),
-        "images_per_s": batch_size / float(np.median(batched)),
-        "first_call_s": first_call,
-    }
-
-
-def measure_training(model, *, batch_size: int = 16, steps: int = 5, jit_compile: bool = False, learning_rate: float = 1e-4) -> dict:
-    """Images per second of one training step (forward, backward, Adam update) on random data."""
-    size, classes = int(model.input_shape[1]), int(model.output_shape[-1])
-    compile_classifier(model, learning_rate)
-    model.jit_compile = jit_compile
-    rng = np.random.default_rng(1)
-    x = rng.uniform(0, 255, (batch_size, size, size, 3)).astype("float32")
-    y = np.eye(classes, dtype="float32")[rng.integers(0, classes, batch_size)]
-    first_step = time_call(lambda: model.train_on_batch(x, y))
-    model.train_on_batch(x, y)
-    times = [time_call(lambda: model.train_on_batch(x, y)) for _ in range(max(1, steps))]
-    return {"train_images_per_s": batch_size / float(np.median(times)), "train_first_step_s": first_step}
-
-
-def speed_table(
-    models,
-    *,
-    image_size: int | None = None,
-    batch_size: int = 16,
-    precisions=("float32",),
-    xla=(False,),
-    repeats: int = 20,
-    train_steps: int = 5,
-    train: bool = True,
-    progress: bool = True,
-) -> pd.DataFrame:
-    """Images per second of each model under each (precision, XLA) setting, on this device.
-
-    ``precisions`` holds "float32" and/or "mixed_float16"; ``xla`` holds False and/or
-    True. For each model and setting: latency of one image and inference throughput
-    (:func:`measure_inference`) and, with ``train``, training throughput
-    (:func:`measure_training`; the augmentation is left out, as it runs on the host
-    under XLA). ``image_size`` None uses each model's native resolution.
-    """
-    rows = []
-    device = device_name()
-    for name in resolve_models(models):
-        spec = get_backbone(name)
-        size = max(image_size or spec.native_size, spec.min_size)
-        for precision in precisions:
-            for jit in xla:
-                if progress:
-                    print(f"==> {spec.name} at {size} px, {precision}, XLA {'on' if jit else 'off'}", flush=True)
-                keras.backend.clear_session()
-                model = build_for_comparison(
-                    spec.name, 3, size, None, seed=0, mixed_precision=precision == "mixed_float16", augment=False
-                )
-                row = {"model": spec.name, "image_size": size, "batch_size": batch_size, "precision": precision, "xla": bool(jit)}
-                row.update(measure_inference(model, batch_size=batch_size, repeats=repeats, jit_compile=jit))
-                if train:
-                    row.update(measure_training(model, batch_size=batch_size, steps=train_steps, jit_compile=jit))
-                row["device"] = device
-                rows.append(row)
-                del model
-    keras.backend.clear_session()
-    table = pd.DataFrame(rows)
-    table.attrs.update(device=device, date=_now(), versions=_versions())
-    return table
-
-
-def speed_markdown(table: pd.DataFrame) -> str:
-    """The speed table as Markdown, with what was measured and where."""
-    lines = [
-        f"Device: {table.attrs.get('device', table['device'].iloc[0])}; "
-        f"{table.attrs.get('versions', '')}; measured {table.attrs.get('date', '')}",
-        "",
-        "| model | px | batch | precision | XLA | latency ms (1 image) | inference images/s | training images/s |",
-        "|---|---:|---:|---|---|---:|---:|---:|",
-    ]
-    for row in table.itertuples():
-        train = f"{row.train_images_per_s:.1f}" if "train_images_per_s" in table else "-"
-        lines.append(
-            f"| {row.model} | {row.image_size} | {row.batch_size} | {row.precision} | {'on' if row.xla else 'off'} "
-            f"| {row.latency_ms:.1f} | {row.images_per_s:.1f} | {train} |"
-        )
-    return "\n".join(lines)
-
+from .splits import (
+    VALIDATION_FRACTION,
+    comparison_folds,
+    shared_patients,
+    validation_rows,
+)
+from .system import device_name, local_time_now, software_versions, write_json
+from .train import (
+    EpochBatches,
+    ExecutionOptions,
+    HostAugmentedBatches,
+    build_for_comparison,
+    class_weights,
+    recalibrate_batchnorm,
+    seed_everything,
+    train_two_stage,
+)
 
 # ---------------------------------------------------------------- folds and files
 
 RESULTS_GLOB = "results*.csv"
 MANIFEST = "comparison.json"
 FOLDS_FILE = "folds.csv"
-VALIDATION_FRACTION = 0.15  # of each training fold's patients: the paper's 85/15 split
-KEY_COLUMNS = ["model", "repeat", "fold"]
 RUN_COLUMNS = [
     *KEY_COLUMNS, "split_seed", "train_seed", "image_size", "weights", "precision", "xla", "eager", "batch_size",
     "epochs_trained", "n_train_images", "n_val_images", "n_test_images", "n_test_patients", "params",
@@ -429,60 +94,14 @@ MUST_MATCH = (
 )  # fmt: skip
 
 
-def metric_column(class_name: str, metric: str) -> str:
-    """Name of a metric's column in a results file: ``"<class>|<metric>"``, e.g. ``"macro|f1"``."""
-    return f"{class_name}|{metric}"
-
-
 def results_columns(class_names) -> list[str]:
     return RUN_COLUMNS + [metric_column(c, m) for c in [*class_names, "macro"] for m in METRIC_NAMES]
-
-
-def _now() -> str:
-    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
-
-
-def _versions() -> str:
-    import tensorflow as tf
-
-    return f"covid_tutorial {__version__}, TensorFlow {tf.__version__}, Keras {keras.__version__}"
 
 
 def data_fingerprint(table: pd.DataFrame) -> str:
     """SHA-1 of the sorted (file name, label, patient) triples: the same data on any machine or path."""
     lines = sorted(f"{Path(p).name}|{label}|{patient}" for p, label, patient in table[["path", "label", "patient_id"]].itertuples(index=False))
     return hashlib.sha1("\n".join(lines).encode()).hexdigest()
-
-
-def comparison_folds(table: pd.DataFrame, folds: int, repeats: int, seed: int = 0) -> pd.DataFrame:
-    """The table with one column ``fold_r`` per repeat r: stratified, patient-grouped k-fold.
-
-    Repeat r uses :func:`covid_tutorial.data.patient_folds` with seed ``seed + r``; the
-    folds depend on the data and the seed only, never on the model, so every model is
-    trained and tested on the same patients in each round.
-    """
-    table = table.reset_index(drop=True).copy()
-    for r in range(repeats):
-        table[f"fold_{r}"] = patient_folds(table, folds=folds, seed=seed + r)["fold"].to_numpy()
-    return table
-
-
-def shared_patients(assignment: pd.Series, patients: pd.Series) -> list:
-    """Patients whose images sit in more than one fold (must be empty)."""
-    counts = pd.DataFrame({"fold": assignment, "patient_id": patients}).groupby("patient_id")["fold"].nunique()
-    return counts[counts > 1].index.tolist()
-
-
-def validation_rows(train_table: pd.DataFrame, seed: int, fraction: float = VALIDATION_FRACTION) -> np.ndarray:
-    """A patient-grouped, stratified validation share (about ``fraction``) of a training fold."""
-    per_class = int(train_table.groupby("label")["patient_id"].nunique().min())
-    if per_class < 2:
-        raise DataError(
-            "a training fold has a class with fewer than 2 patients, so no patient-wise validation "
-            "split is possible. Use fewer folds or more data."
-        )
-    splits = int(min(max(2, round(1 / fraction)), per_class))
-    return _grouped_folds(train_table.reset_index(drop=True), splits, seed) == 0
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -575,190 +194,7 @@ def read_results(folder, files=None) -> pd.DataFrame:
     return results.sort_values(["repeat", "fold", "finished"], kind="stable").reset_index(drop=True)
 
 
-def metric_columns(results: pd.DataFrame) -> list[str]:
-    return [c for c in results.columns if "|" in c]
-
-
-def results_long(results: pd.DataFrame) -> pd.DataFrame:
-    """One row per (model, repeat, fold, class, metric) with its ``value``."""
-    columns = metric_columns(results)
-    long = results[KEY_COLUMNS + columns].melt(id_vars=KEY_COLUMNS, var_name="column", value_name="value")
-    long[["class", "metric"]] = long["column"].str.split("|", n=1, expand=True)
-    return long.drop(columns="column")[KEY_COLUMNS + ["class", "metric", "value"]]
-
-
 # ---------------------------------------------------------------- statistics
-
-
-def _t_quantile(confidence: float, df) -> np.ndarray:
-    return stats.t.ppf(0.5 + confidence / 2, np.maximum(np.asarray(df, dtype=float), 1))
-
-
-def summarize_results(results: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
-    """Mean and 95% CI across rounds per (model, class, metric), naive and corrected.
-
-    ``ci_low``/``ci_high`` come from :func:`covid_tutorial.metrics.summarize_folds`:
-    mean +- t(k-1) sd / sqrt(k) over the k rounds, the interval the paper reports. Rounds
-    of a k-fold cross-validation share most of their training data and are not
-    independent, so that interval is too narrow; ``ci_low_corrected``/``ci_high_corrected``
-    widen it with Nadeau and Bengio's correction: sd * sqrt(1/k + n_test/n_train).
-    """
-    summary = summarize_folds(results_long(results), confidence=confidence)
-    ratio = (results["n_test_images"] / results["n_train_images"]).groupby(results["model"]).mean()
-    summary["test_train_ratio"] = summary["model"].map(ratio)
-    t = _t_quantile(confidence, summary["k"] - 1)
-    half = t * summary["sd"] * np.sqrt(1 / summary["k"] + summary["test_train_ratio"])
-    summary["ci_low_corrected"] = summary["mean"] - half
-    summary["ci_high_corrected"] = summary["mean"] + half
-    return summary
-
-
-def corrected_resampled_ttest(scores_a, scores_b, test_train_ratio: float, confidence: float = 0.95) -> dict:
-    """Nadeau and Bengio's (2003) corrected resampled t-test of two models on the same rounds.
-
-    With d_j = a_j - b_j on each of the J rounds (same training and test patients for
-    both models), mean d and variance s^2 (ddof 1):
-
-        t = mean(d) / sqrt((1/J + n_test/n_train) * s^2),   J - 1 degrees of freedom.
-
-    The plain paired t-test uses 1/J alone and, because the rounds share training data,
-    rejects far too often; the n_test/n_train term (1/(k-1) for k folds) corrects that
-    (Bouckaert and Frank 2004 use it for repeated k-fold). Returns t, p (two-sided), the
-    corrected CI of the mean difference, and the naive t and p for contrast.
-    """
-    d = np.asarray(scores_a, dtype=float) - np.asarray(scores_b, dtype=float)
-    d = d[np.isfinite(d)]
-    rounds = len(d)
-    out = {"rounds": rounds, "mean_difference": float(d.mean()) if rounds else np.nan, "test_train_ratio": float(test_train_ratio)}
-    if rounds < 2:
-        return {**out, "sd_difference": np.nan, "t": np.nan, "df": np.nan, "p_value": np.nan,
-                "ci_low": np.nan, "ci_high": np.nan, "t_naive": np.nan, "p_naive": np.nan}  # fmt: skip
-    sd = float(d.std(ddof=1))
-    df = rounds - 1
-    se = sd * math.sqrt(1 / rounds + test_train_ratio)
-    se_naive = sd * math.sqrt(1 / rounds)
-    mean = out["mean_difference"]
-
-    def t_and_p(standard_error):
-        if standard_error == 0:
-            return (0.0, 1.0) if mean == 0 else (math.copysign(math.inf, mean), 0.0)
-        t = mean / standard_error
-        return t, float(2 * stats.t.sf(abs(t), df))
-
-    t, p = t_and_p(se)
-    t_naive, p_naive = t_and_p(se_naive)
-    half = float(_t_quantile(confidence, df)) * se
-    return {**out, "sd_difference": sd, "t": t, "df": df, "p_value": p, "ci_low": mean - half,
-            "ci_high": mean + half, "t_naive": t_naive, "p_naive": p_naive}  # fmt: skip
-
-
-def holm(p_values) -> np.ndarray:
-    """Holm's step-down adjustment of p-values for several comparisons at once."""
-    p = np.asarray(p_values, dtype=float)
-    order = np.argsort(p)
-    adjusted = np.empty_like(p)
-    running = 0.0
-    for rank, index in enumerate(order):
-        running = max(running, min(1.0, (len(p) - rank) * p[index]))
-        adjusted[index] = running
-    return adjusted
-
-
-def paired_tests(results: pd.DataFrame, metric: str = "f1", class_name: str = "macro", models=None, leaders: int = 3) -> pd.DataFrame:
-    """Corrected resampled t-tests between the leading models, round by round.
-
-    ``models`` None takes the ``leaders`` models with the highest mean of
-    (``class_name``, ``metric``); every pair of them is tested on the rounds both
-    finished. ``p_holm`` adjusts the p-values for the number of pairs.
-    """
-    column = metric_column(class_name, metric)
-    means = results.groupby("model")[column].mean().sort_values(ascending=False)
-    chosen = list(means.index[:leaders]) if models is None else resolve_models(models)
-    rows = []
-    for i, first in enumerate(chosen):
-        for second in chosen[i + 1 :]:
-            a = results[results["model"] == first].set_index(["repeat", "fold"])
-            b = results[results["model"] == second].set_index(["repeat", "fold"])
-            common = a.index.intersection(b.index)
-            ratio = float((a.loc[common, "n_test_images"] / a.loc[common, "n_train_images"]).mean()) if len(common) else np.nan
-            test = corrected_resampled_ttest(a.loc[common, column], b.loc[common, column], ratio)
-            rows.append({"model_a": first, "model_b": second, "class": class_name, "metric": metric,
-                         "mean_a": float(a.loc[common, column].mean()), "mean_b": float(b.loc[common, column].mean()),
-                         **test})  # fmt: skip
-    table = pd.DataFrame(rows)
-    if not table.empty:
-        valid = table["p_value"].notna()
-        table["p_holm"] = np.nan
-        table.loc[valid, "p_holm"] = holm(table.loc[valid, "p_value"])
-    return table
-
-
-def pareto_front(cost, score) -> np.ndarray:
-    """True for the points no other point beats: none is at least as cheap *and* at least as good (one strictly)."""
-    cost, score = np.asarray(cost, dtype=float), np.asarray(score, dtype=float)
-    front = np.zeros(len(cost), dtype=bool)
-    for i in range(len(cost)):
-        if not (np.isfinite(cost[i]) and np.isfinite(score[i])):
-            continue
-        dominated = (cost <= cost[i]) & (score >= score[i]) & ((cost < cost[i]) | (score > score[i]))
-        front[i] = not dominated.any()
-    return front
-
-
-def leaderboard(results: pd.DataFrame, summary: pd.DataFrame | None = None, metric: str = "f1") -> pd.DataFrame:
-    """One row per model: macro ``metric`` (mean, corrected CI), rounds, parameters, latency, images/s, device."""
-    summary = summarize_results(results) if summary is None else summary
-    macro = summary[(summary["class"] == "macro") & (summary["metric"] == metric)].set_index("model")
-    per_model = results.groupby("model").agg(
-        rounds=("fold", "size"), params_M=("params", lambda p: p.iloc[0] / 1e6), latency_ms=("latency_ms", "median"),
-        images_per_s=("images_per_s", "median"), image_size=("image_size", "first"), device=("device", "first"),
-    )  # fmt: skip
-    board = per_model.join(macro[["mean", "ci_low", "ci_high", "ci_low_corrected", "ci_high_corrected"]])
-    board = board.rename(columns={"mean": f"macro_{metric}"}).sort_values(f"macro_{metric}", ascending=False)
-    board["front_latency"] = pareto_front(board["latency_ms"], board[f"macro_{metric}"])
-    board["front_params"] = pareto_front(board["params_M"], board[f"macro_{metric}"])
-    return board
-
-
-def summary_table(summary: pd.DataFrame, metrics=("f1", "sensitivity", "specificity", "precision", "roc_auc"),
-                  corrected: bool = True, digits: int = 3) -> pd.DataFrame:  # fmt: skip
-    """Models x classes (macro first, then each class) as rows, metrics as columns: "mean [low, high]"."""
-    low, high = ("ci_low_corrected", "ci_high_corrected") if corrected else ("ci_low", "ci_high")
-    shown = summary[summary["metric"].isin(metrics)].copy()
-    shown["cell"] = [
-        f"{m:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]" if np.isfinite(m) else "-"
-        for m, lo, hi in zip(shown["mean"], shown[low].fillna(np.nan), shown[high].fillna(np.nan))
-    ]
-    wide = shown.pivot_table(index=["model", "class"], columns="metric", values="cell", aggfunc="first")
-    classes = ["macro"] + [c for c in dict.fromkeys(summary["class"]) if c != "macro"]
-    models = list(dict.fromkeys(summary["model"]))
-    order = [(m, c) for m in models for c in classes if (m, c) in wide.index]
-    return wide.loc[order, [m for m in metrics if m in wide.columns]]
-
-
-def plot_pareto(board: pd.DataFrame, metric: str = "f1", title: str | None = None):
-    """Macro ``metric`` (mean, corrected 95% CI) against latency per image and against parameters."""
-    import matplotlib.pyplot as plt
-
-    score = f"macro_{metric}"
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-    for ax, cost, label, front in (
-        (axes[0], "latency_ms", "latency per image, ms (log scale)", "front_latency"),
-        (axes[1], "params_M", "parameters, millions (log scale)", "front_params"),
-    ):
-        error = np.vstack([board[score] - board["ci_low_corrected"], board["ci_high_corrected"] - board[score]])
-        ax.errorbar(board[cost], board[score], yerr=np.nan_to_num(error), fmt="o", capsize=3, alpha=0.8)
-        for name, row in board.iterrows():
-            ax.annotate(name, (row[cost], row[score]), fontsize=8, xytext=(4, 4), textcoords="offset points")
-        line = board[board[front]].sort_values(cost)
-        ax.step(line[cost], line[score], where="post", color="tab:red", alpha=0.6, label="Pareto front")
-        ax.set(xscale="log", xlabel=label)
-        ax.legend(loc="lower right", fontsize=8)
-    axes[0].set_ylabel(f"macro {metric.upper() if metric == 'f1' else metric} (mean, 95% CI corrected)")
-    device = board["device"].dropna().unique()
-    fig.suptitle(title or f"Score against cost; latency on {', '.join(device)}", fontsize=10)
-    fig.tight_layout()
-    return fig
 
 
 # ---------------------------------------------------------------- the protocol
@@ -784,25 +220,19 @@ def _check_manifest(out: Path, settings: dict, command: str | None) -> dict:
             )
         if settings["repeats"] > saved["settings"].get("repeats", 0):
             saved["settings"]["repeats"] = settings["repeats"]
-            _write_json(path, saved)
+            write_json(path, saved)
         return saved
     manifest = {
         "format": 1,
         "protocol": "stratified patient-grouped k-fold, repeated with seeds seed + r; same folds for every model; "
         "validation: a patient-grouped share of each training fold; see covid_tutorial.compare",
         "settings": settings,
-        "created": _now(),
+        "created": local_time_now(),
         "command": command,
-        "versions": _versions(),
+        "versions": software_versions(),
     }
-    _write_json(path, manifest)
+    write_json(path, manifest)
     return manifest
-
-
-def _write_json(path: Path, content: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(content, indent=2, default=str))
-    os.replace(tmp, path)
 
 
 def _check_folds(out: Path, folds_table: pd.DataFrame, repeats: int) -> None:
@@ -915,7 +345,7 @@ def run_one(
         "n_train_images": int(len(train_idx)), "n_val_images": int(len(val_idx)), "n_test_images": int(test.sum()),
         "n_test_patients": int(folds_table["patient_id"][test].nunique()), "params": int(model.count_params()),
         "train_s": train_seconds, "latency_ms": latency["latency_ms"], "images_per_s": latency["images_per_s"],
-        "device": device_name(), "finished": _now(),
+        "device": device_name(), "finished": local_time_now(),
     }  # fmt: skip
     for class_name, metric, value in scores[["class", "metric", "value"]].itertuples(index=False):
         row[metric_column(class_name, metric)] = float(value)
@@ -1115,7 +545,6 @@ def write_report(out, *, metric: str = "f1", leaders: int = 3) -> dict:
     model, class and metric), ``paired_tests.csv``, ``pareto.png`` and ``report.md``.
     Returns :func:`report_tables`.
     """
-    from .report import figure_to_png
 
     out = Path(out)
     tables = report_tables(out, metric=metric, leaders=leaders)

@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedGroupKFold
 
+from . import phantoms
 from .errors import DataError, DataWarning
 from .labels import CLASS_NAMES, map_label
+from .profiles import get_profile
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 PUBLISHER_SPLITS = {"train": "train", "val": "val", "validation": "val", "test": "test"}
@@ -295,6 +295,28 @@ def pad_and_resize(image: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(square, (size, size), interpolation=interpolation)
 
 
+def to_model_input(images, size: int | None = None) -> np.ndarray:
+    """What every course model takes: float32 RGB (n, h, w, 3) in 0..255.
+
+    Accepts one grayscale image (h, w), a batch (n, h, w) or (n, h, w, 1), or RGB
+    (n, h, w, 3). With ``size``, the images must already be ``size`` x ``size`` px.
+    """
+    images = np.asarray(images)
+    if images.ndim == 2:
+        images = images[None]
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4 or images.shape[-1] not in (1, 3):
+        raise DataError(f"images must be (n, h, w), (n, h, w, 1) or (n, h, w, 3) arrays, not {images.shape}.")
+    if size is not None and images.shape[1:3] != (size, size):
+        raise DataError(
+            f"images are {images.shape[1]}x{images.shape[2]} px but the model takes {size}x{size}; "
+            "resize them with covid_tutorial.data.pad_and_resize, or use Predictor.predict_files."
+        )
+    images = images.astype(np.float32)
+    return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
+
+
 def load_images(
     table: pd.DataFrame, image_size: int, *, progress: bool = True
 ) -> tuple[np.ndarray, pd.DataFrame]:
@@ -367,58 +389,6 @@ def make_dataset(
 # ---------------------------------------------------------------- patient-wise splits
 
 
-def check_patient_disjoint(table: pd.DataFrame, column: str = "split") -> None:
-    """Raise :class:`DataError` if any patient has images in two partitions of ``column``."""
-    partitions = table.groupby("patient_id")[column].nunique()
-    shared = partitions[partitions > 1].index.tolist()
-    if shared:
-        raise DataError(
-            f"{len(shared)} patient(s) appear in more than one {column}: {shared[:5]}. "
-            "That leaks patients between training and test data; split by patient."
-        )
-
-
-def _grouped_folds(table: pd.DataFrame, folds: int, seed: int) -> np.ndarray:
-    per_class_patients = table.groupby("label")["patient_id"].nunique()
-    if (per_class_patients < folds).any():
-        raise DataError(
-            f"cannot make {folds} patient-wise folds: some classes have fewer patients "
-            f"({per_class_patients.to_dict()}). Use fewer folds or more data."
-        )
-    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-    fold = np.empty(len(table), dtype=int)
-    for k, (_, test_rows) in enumerate(splitter.split(table, table["label"], table["patient_id"])):
-        fold[test_rows] = k
-    return fold
-
-
-def patient_folds(table: pd.DataFrame, folds: int = 5, seed: int = 0) -> pd.DataFrame:
-    """Add a ``fold`` column: stratified, patient-grouped k-fold (scikit-learn), seeded."""
-    table = table.reset_index(drop=True).copy()
-    table["fold"] = _grouped_folds(table, folds, seed)
-    check_patient_disjoint(table, "fold")
-    return table
-
-
-def split_by_patient(
-    table: pd.DataFrame, val_size: float = 0.2, test_size: float = 0.2, seed: int = 0
-) -> pd.DataFrame:
-    """Add a ``split`` column (train/val/test) with every patient in exactly one partition.
-
-    Both cuts use StratifiedGroupKFold, so class proportions stay close in each partition;
-    the sizes are rounded to whole folds (0.2 means one fold in five).
-    """
-    table = table.reset_index(drop=True).copy()
-    test_fold = _grouped_folds(table, max(2, round(1 / test_size)), seed) == 0
-    table["split"] = np.where(test_fold, "test", "train")
-    rest = table[~test_fold]
-    val_folds = max(2, round((1 - test_size) / val_size))
-    val_fold = _grouped_folds(rest, val_folds, seed + 1) == 0
-    table.loc[rest.index[val_fold], "split"] = "val"
-    check_patient_disjoint(table, "split")
-    return table
-
-
 # ---------------------------------------------------------------- the embedded phantoms
 
 
@@ -438,8 +408,6 @@ def ensure_phantoms(profile=None, *, progress: bool = True) -> Path:
     """
     import hashlib
 
-    from . import phantoms
-    from .profiles import get_profile
 
     profile = get_profile(profile)
     generator = hashlib.sha256(Path(phantoms.__file__).read_bytes()).hexdigest()[:8]
@@ -455,84 +423,3 @@ def ensure_phantoms(profile=None, *, progress: bool = True) -> Path:
 # ---------------------------------------------------------------- input pipeline benchmark
 
 
-def benchmark_input_pipeline(
-    table: pd.DataFrame, image_size: int = 224, batch_size: int = 32, epochs: int = 3, seed: int = 0
-) -> pd.DataFrame:
-    """Images per second of the old way and the course's way, on the same images and augmentation.
-
-    (a) tf-keras ``ImageDataGenerator.flow_from_dataframe``, as older tutorials load images:
-        every epoch decodes and resizes each file again, then applies rotation, shift,
-        zoom and shear one image at a time in NumPy/SciPy; once in RGB, as those tutorials
-        do, and once in grayscale, the fairest setting of the old tool.
-    (b) the course pipeline: decode and resize once (:func:`load_images`, timed in epoch 1),
-        cached uint8 tensors, then one fused :class:`~covid_tutorial.models.RandomAffine` per batch.
-    Every candidate warps each image once per epoch with the same ranges and hands out
-    float32 batches; the course pipeline warps the one real channel of a radiograph (the
-    copy to three channels comes after, in :func:`dataset_from_arrays`). Epoch 1 is reported apart;
-    the "later epochs" rate is what a training run of many epochs sees.
-    """
-    import time
-
-    import tensorflow as tf
-
-    try:
-        from tf_keras.preprocessing.image import ImageDataGenerator
-    except ImportError:
-        raise DataError("the benchmark needs tf-keras: pip install tf-keras") from None
-    from .models import RandomAffine
-
-    labels = table["label"].astype(str).tolist()
-    frame = pd.DataFrame({"path": table["path"].tolist(), "label": labels})
-
-    def flow(color_mode):
-        return ImageDataGenerator(
-            rotation_range=10, width_shift_range=0.05, height_shift_range=0.05, zoom_range=0.1, shear_range=5
-        ).flow_from_dataframe(
-            frame, x_col="path", y_col="label", target_size=(image_size, image_size), color_mode=color_mode,
-            batch_size=batch_size, seed=seed, shuffle=True, validate_filenames=False,
-        )
-
-    augment = RandomAffine(seed=seed)
-
-    def course_epochs():
-        images, kept = load_images(table, image_size, progress=False)
-        dataset = (
-            tf.data.Dataset.from_tensor_slices((images[..., None], one_hot(kept["label"], sorted(set(labels)))))
-            .shuffle(len(images), seed=seed)
-            .batch(batch_size)
-            .map(lambda x, y: (augment(tf.cast(x, tf.float32), training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
-            .prefetch(tf.data.AUTOTUNE)
-        )
-        yield len(images)
-        while True:
-            for batch, _ in dataset:
-                batch.numpy()
-            yield len(images)
-
-    def keras_epochs(color_mode):
-        generator = flow(color_mode)
-        while True:
-            seen = 0
-            for _ in range(len(generator)):
-                seen += len(next(generator)[0])
-            yield seen
-
-    rows = []
-    candidates = (
-        ("ImageDataGenerator, RGB (as older tutorials load)", keras_epochs("rgb")),
-        ("ImageDataGenerator, grayscale", keras_epochs("grayscale")),
-        ("course pipeline (tf.data, cached uint8)", course_epochs()),
-    )
-    for name, epochs_iter in candidates:
-        start = time.perf_counter()
-        count = next(epochs_iter)
-        if name.startswith("course"):  # first epoch = decode once + one augmented pass
-            count = next(epochs_iter)
-        first = count / (time.perf_counter() - start)
-        start = time.perf_counter()
-        later = sum(next(epochs_iter) for _ in range(epochs - 1)) / (time.perf_counter() - start)
-        rows.append({"pipeline": name, "epoch_1_images_per_s": first, "later_epochs_images_per_s": later})
-    result = pd.DataFrame(rows)
-    course = result["later_epochs_images_per_s"].iloc[-1]
-    result["course_speedup_later_epochs"] = course / result["later_epochs_images_per_s"]
-    return result

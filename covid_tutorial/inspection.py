@@ -190,26 +190,3 @@ def main_inspect(source, images=None, as_json: bool = False) -> str:
     return json.dumps(report, indent=2) if as_json else format_inspection(report)
 
 
-def measure_split_leakage(features, labels, groups, rounds: int = 10, test_size: float = 0.3) -> pd.DataFrame:
-    """Macro F1 of a 1-nearest-neighbour classifier under an image-wise and a patient-wise split.
-
-    1-NN is the simplest model that can memorise: under an image-wise split it finds the
-    same patient's other image in the training set. The gap between the two columns is
-    what leakage adds. Each round uses a new random split of the same size for both.
-    """
-    from sklearn.metrics import f1_score
-    from sklearn.model_selection import GroupShuffleSplit, StratifiedShuffleSplit
-    from sklearn.neighbors import KNeighborsClassifier
-
-    features, labels, groups = np.asarray(features), np.asarray(labels), np.asarray(groups)
-
-    def score(train, test):
-        model = KNeighborsClassifier(n_neighbors=1).fit(features[train], labels[train])
-        return f1_score(labels[test], model.predict(features[test]), average="macro")
-
-    rows = []
-    for r in range(rounds):
-        image_wise = StratifiedShuffleSplit(1, test_size=test_size, random_state=r).split(features, labels)
-        patient_wise = GroupShuffleSplit(1, test_size=test_size, random_state=r).split(features, labels, groups)
-        rows.append({"round": r, "image-wise split": score(*next(image_wise)), "patient-wise split": score(*next(patient_wise))})
-    return pd.DataFrame(rows).set_index("round")

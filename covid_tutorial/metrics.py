@@ -9,11 +9,19 @@ are alike, so resampling images would pretend we had more independent evidence.
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score
+from sklearn.metrics import (
+    confusion_matrix,
+    precision_recall_fscore_support,
+    roc_auc_score,
+)
+
+from .errors import DataError
+from .models import resolve_models
 
 METRIC_NAMES = ("accuracy", "sensitivity", "specificity", "precision", "f1", "roc_auc")
 
@@ -146,3 +154,277 @@ def metrics_to_json(table: pd.DataFrame, confusion: np.ndarray, class_names) -> 
 
 def _finite(value):
     return None if value is None or not np.isfinite(value) else float(value)
+
+
+def reliability_table(y_true, y_prob, *, class_index: int | None = None, n_bins: int = 10) -> pd.DataFrame:
+    """Calibration in equal-width bins of predicted probability.
+
+    With ``class_index=None``: the confidence of the predicted class against how often the
+    prediction is right. With a class index: that class's probability against how often
+    the image really is of that class. ``attrs["ece"]`` holds the expected calibration
+    error: the count-weighted mean gap between confidence and observed frequency.
+    """
+    y_true, y_prob = np.asarray(y_true), np.asarray(y_prob, dtype=float)
+    if class_index is None:
+        confidence = y_prob.max(axis=1)
+        hit = (y_prob.argmax(axis=1) == y_true).astype(float)
+    else:
+        confidence = y_prob[:, class_index]
+        hit = (y_true == class_index).astype(float)
+    edges = np.linspace(0, 1, n_bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, n_bins - 1)
+    rows = []
+    for b in range(n_bins):
+        inside = which == b
+        rows.append(
+            {
+                "bin_low": edges[b],
+                "bin_high": edges[b + 1],
+                "images": int(inside.sum()),
+                "mean_confidence": confidence[inside].mean() if inside.any() else np.nan,
+                "observed": hit[inside].mean() if inside.any() else np.nan,
+            }
+        )
+    table = pd.DataFrame(rows)
+    filled = table[table["images"] > 0]
+    gaps = (filled["mean_confidence"] - filled["observed"]).abs()
+    table.attrs["ece"] = float((gaps * filled["images"]).sum() / max(len(y_true), 1))
+    return table
+
+
+def threshold_for_sensitivity(
+    y_true, probabilities, class_names, *, positive: str = "COVID-19", target: float = 0.95
+) -> float:
+    """The highest threshold on p(``positive``) at which :func:`decide` finds at least
+    ``target`` of the ``positive`` images. 1.0 when the most probable class already does,
+    because the threshold can only add ``positive`` answers. Choose it on validation
+    patients, then report it on test patients."""
+    k = list(class_names).index(positive)
+    probabilities = np.asarray(probabilities, dtype=float)
+    is_positive = np.asarray(y_true) == k
+    if not is_positive.any():
+        raise DataError(f"no {positive} images to choose a threshold on; use a split that has some.")
+    scores = probabilities[is_positive, k]
+    found = probabilities[is_positive].argmax(axis=1) == k
+    if found.mean() >= target:
+        return 1.0
+    for threshold in np.unique(scores)[::-1]:
+        if np.mean(found | (scores >= threshold)) >= target:
+            return float(threshold)
+    raise AssertionError("the lowest score finds every positive image")  # pragma: no cover
+
+
+def decide(probabilities, class_names, *, positive: str = "COVID-19", threshold: float | None = None) -> np.ndarray:
+    """Predicted class indices: ``positive`` whenever p(positive) >= ``threshold``, otherwise
+    the most probable class. A threshold can only add ``positive`` answers, never remove
+    one: it buys sensitivity with specificity. Without a threshold: the most probable class."""
+    probabilities = np.asarray(probabilities, dtype=float)
+    predicted = probabilities.argmax(axis=1)
+    if threshold is None:
+        return predicted
+    k = list(class_names).index(positive)
+    return np.where(probabilities[:, k] >= threshold, k, predicted)
+
+
+def _binary_rates(is_positive, said_positive) -> np.ndarray:
+    tp = np.sum(is_positive & said_positive)
+    fn = np.sum(is_positive & ~said_positive)
+    tn = np.sum(~is_positive & ~said_positive)
+    fp = np.sum(~is_positive & said_positive)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.array([tp / (tp + fn), tn / (tn + fp), tp / (tp + fp), tn / (tn + fn)], dtype=float)
+
+
+def operating_point(
+    y_true, probabilities, class_names, *, positive: str = "COVID-19", threshold: float | None = None,
+    groups=None, n_bootstrap: int = 1000, confidence: float = 0.95, seed: int = 0,
+) -> pd.DataFrame:
+    """Sensitivity, specificity, precision (PPV) and NPV of ``positive`` against the rest for
+    the decisions of :func:`decide`, with bootstrap CIs over ``groups`` (patients)."""
+    k = list(class_names).index(positive)
+    is_positive = np.asarray(y_true) == k
+    said_positive = decide(probabilities, class_names, positive=positive, threshold=threshold) == k
+    point = _binary_rates(is_positive, said_positive)
+    groups = np.arange(len(is_positive)) if groups is None else np.asarray(groups)
+    _, inverse = np.unique(groups, return_inverse=True)
+    rows_of = [np.flatnonzero(inverse == g) for g in range(inverse.max() + 1)]
+    rng = np.random.default_rng(seed)
+    rounds = []
+    for _ in range(n_bootstrap):
+        rows = np.concatenate([rows_of[g] for g in rng.integers(0, len(rows_of), len(rows_of))])
+        rounds.append(_binary_rates(is_positive[rows], said_positive[rows]))
+    alpha = (1 - confidence) / 2
+    with np.errstate(invalid="ignore"):
+        low = np.nanquantile(np.array(rounds), alpha, axis=0) if rounds else np.full(4, np.nan)
+        high = np.nanquantile(np.array(rounds), 1 - alpha, axis=0) if rounds else np.full(4, np.nan)
+    table = pd.DataFrame(
+        {"metric": ["sensitivity", "specificity", "precision", "npv"], "value": point, "ci_low": low, "ci_high": high}
+    )
+    table.attrs.update(threshold=threshold, positive=positive, n_images=len(is_positive), n_patients=len(rows_of))
+    return table
+
+
+def _t_quantile(confidence: float, df) -> np.ndarray:
+    return stats.t.ppf(0.5 + confidence / 2, np.maximum(np.asarray(df, dtype=float), 1))
+
+
+def summarize_results(results: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """Mean and 95% CI across rounds per (model, class, metric), naive and corrected.
+
+    ``ci_low``/``ci_high`` come from :func:`covid_tutorial.metrics.summarize_folds`:
+    mean +- t(k-1) sd / sqrt(k) over the k rounds, the interval the paper reports. Rounds
+    of a k-fold cross-validation share most of their training data and are not
+    independent, so that interval is too narrow; ``ci_low_corrected``/``ci_high_corrected``
+    widen it with Nadeau and Bengio's correction: sd * sqrt(1/k + n_test/n_train).
+    """
+    summary = summarize_folds(results_long(results), confidence=confidence)
+    ratio = (results["n_test_images"] / results["n_train_images"]).groupby(results["model"]).mean()
+    summary["test_train_ratio"] = summary["model"].map(ratio)
+    t = _t_quantile(confidence, summary["k"] - 1)
+    half = t * summary["sd"] * np.sqrt(1 / summary["k"] + summary["test_train_ratio"])
+    summary["ci_low_corrected"] = summary["mean"] - half
+    summary["ci_high_corrected"] = summary["mean"] + half
+    return summary
+
+
+def corrected_resampled_ttest(scores_a, scores_b, test_train_ratio: float, confidence: float = 0.95) -> dict:
+    """Nadeau and Bengio's (2003) corrected resampled t-test of two models on the same rounds.
+
+    With d_j = a_j - b_j on each of the J rounds (same training and test patients for
+    both models), mean d and variance s^2 (ddof 1):
+
+        t = mean(d) / sqrt((1/J + n_test/n_train) * s^2),   J - 1 degrees of freedom.
+
+    The plain paired t-test uses 1/J alone and, because the rounds share training data,
+    rejects far too often; the n_test/n_train term (1/(k-1) for k folds) corrects that
+    (Bouckaert and Frank 2004 use it for repeated k-fold). Returns t, p (two-sided), the
+    corrected CI of the mean difference, and the naive t and p for contrast.
+    """
+    d = np.asarray(scores_a, dtype=float) - np.asarray(scores_b, dtype=float)
+    d = d[np.isfinite(d)]
+    rounds = len(d)
+    out = {"rounds": rounds, "mean_difference": float(d.mean()) if rounds else np.nan, "test_train_ratio": float(test_train_ratio)}
+    if rounds < 2:
+        return {**out, "sd_difference": np.nan, "t": np.nan, "df": np.nan, "p_value": np.nan,
+                "ci_low": np.nan, "ci_high": np.nan, "t_naive": np.nan, "p_naive": np.nan}  # fmt: skip
+    sd = float(d.std(ddof=1))
+    df = rounds - 1
+    se = sd * math.sqrt(1 / rounds + test_train_ratio)
+    se_naive = sd * math.sqrt(1 / rounds)
+    mean = out["mean_difference"]
+
+    def t_and_p(standard_error):
+        if standard_error == 0:
+            return (0.0, 1.0) if mean == 0 else (math.copysign(math.inf, mean), 0.0)
+        t = mean / standard_error
+        return t, float(2 * stats.t.sf(abs(t), df))
+
+    t, p = t_and_p(se)
+    t_naive, p_naive = t_and_p(se_naive)
+    half = float(_t_quantile(confidence, df)) * se
+    return {**out, "sd_difference": sd, "t": t, "df": df, "p_value": p, "ci_low": mean - half,
+            "ci_high": mean + half, "t_naive": t_naive, "p_naive": p_naive}  # fmt: skip
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm's step-down adjustment of p-values for several comparisons at once."""
+    p = np.asarray(p_values, dtype=float)
+    order = np.argsort(p)
+    adjusted = np.empty_like(p)
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (len(p) - rank) * p[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+def paired_tests(results: pd.DataFrame, metric: str = "f1", class_name: str = "macro", models=None, leaders: int = 3) -> pd.DataFrame:
+    """Corrected resampled t-tests between the leading models, round by round.
+
+    ``models`` None takes the ``leaders`` models with the highest mean of
+    (``class_name``, ``metric``); every pair of them is tested on the rounds both
+    finished. ``p_holm`` adjusts the p-values for the number of pairs.
+    """
+    column = metric_column(class_name, metric)
+    means = results.groupby("model")[column].mean().sort_values(ascending=False)
+    chosen = list(means.index[:leaders]) if models is None else resolve_models(models)
+    rows = []
+    for i, first in enumerate(chosen):
+        for second in chosen[i + 1 :]:
+            a = results[results["model"] == first].set_index(["repeat", "fold"])
+            b = results[results["model"] == second].set_index(["repeat", "fold"])
+            common = a.index.intersection(b.index)
+            ratio = float((a.loc[common, "n_test_images"] / a.loc[common, "n_train_images"]).mean()) if len(common) else np.nan
+            test = corrected_resampled_ttest(a.loc[common, column], b.loc[common, column], ratio)
+            rows.append({"model_a": first, "model_b": second, "class": class_name, "metric": metric,
+                         "mean_a": float(a.loc[common, column].mean()), "mean_b": float(b.loc[common, column].mean()),
+                         **test})  # fmt: skip
+    table = pd.DataFrame(rows)
+    if not table.empty:
+        valid = table["p_value"].notna()
+        table["p_holm"] = np.nan
+        table.loc[valid, "p_holm"] = holm(table.loc[valid, "p_value"])
+    return table
+
+
+def pareto_front(cost, score) -> np.ndarray:
+    """True for the points no other point beats: none is at least as cheap *and* at least as good (one strictly)."""
+    cost, score = np.asarray(cost, dtype=float), np.asarray(score, dtype=float)
+    front = np.zeros(len(cost), dtype=bool)
+    for i in range(len(cost)):
+        if not (np.isfinite(cost[i]) and np.isfinite(score[i])):
+            continue
+        dominated = (cost <= cost[i]) & (score >= score[i]) & ((cost < cost[i]) | (score > score[i]))
+        front[i] = not dominated.any()
+    return front
+
+
+def leaderboard(results: pd.DataFrame, summary: pd.DataFrame | None = None, metric: str = "f1") -> pd.DataFrame:
+    """One row per model: macro ``metric`` (mean, corrected CI), rounds, parameters, latency, images/s, device."""
+    summary = summarize_results(results) if summary is None else summary
+    macro = summary[(summary["class"] == "macro") & (summary["metric"] == metric)].set_index("model")
+    per_model = results.groupby("model").agg(
+        rounds=("fold", "size"), params_M=("params", lambda p: p.iloc[0] / 1e6), latency_ms=("latency_ms", "median"),
+        images_per_s=("images_per_s", "median"), image_size=("image_size", "first"), device=("device", "first"),
+    )  # fmt: skip
+    board = per_model.join(macro[["mean", "ci_low", "ci_high", "ci_low_corrected", "ci_high_corrected"]])
+    board = board.rename(columns={"mean": f"macro_{metric}"}).sort_values(f"macro_{metric}", ascending=False)
+    board["front_latency"] = pareto_front(board["latency_ms"], board[f"macro_{metric}"])
+    board["front_params"] = pareto_front(board["params_M"], board[f"macro_{metric}"])
+    return board
+
+
+def summary_table(summary: pd.DataFrame, metrics=("f1", "sensitivity", "specificity", "precision", "roc_auc"),
+                  corrected: bool = True, digits: int = 3) -> pd.DataFrame:  # fmt: skip
+    """Models x classes (macro first, then each class) as rows, metrics as columns: "mean [low, high]"."""
+    low, high = ("ci_low_corrected", "ci_high_corrected") if corrected else ("ci_low", "ci_high")
+    shown = summary[summary["metric"].isin(metrics)].copy()
+    shown["cell"] = [
+        f"{m:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]" if np.isfinite(m) else "-"
+        for m, lo, hi in zip(shown["mean"], shown[low].fillna(np.nan), shown[high].fillna(np.nan))
+    ]
+    wide = shown.pivot_table(index=["model", "class"], columns="metric", values="cell", aggfunc="first")
+    classes = ["macro"] + [c for c in dict.fromkeys(summary["class"]) if c != "macro"]
+    models = list(dict.fromkeys(summary["model"]))
+    order = [(m, c) for m in models for c in classes if (m, c) in wide.index]
+    return wide.loc[order, [m for m in metrics if m in wide.columns]]
+
+
+KEY_COLUMNS = ["model", "repeat", "fold"]
+
+
+def metric_column(class_name: str, metric: str) -> str:
+    """Name of a metric's column in a results file: ``"<class>|<metric>"``, e.g. ``"macro|f1"``."""
+    return f"{class_name}|{metric}"
+
+
+def metric_columns(results: pd.DataFrame) -> list[str]:
+    return [c for c in results.columns if "|" in c]
+
+
+def results_long(results: pd.DataFrame) -> pd.DataFrame:
+    """One row per (model, repeat, fold, class, metric) with its ``value``."""
+    columns = metric_columns(results)
+    long = results[KEY_COLUMNS + columns].melt(id_vars=KEY_COLUMNS, var_name="column", value_name="value")
+    long[["class", "metric"]] = long["column"].str.split("|", n=1, expand=True)
+    return long.drop(columns="column")[KEY_COLUMNS + ["class", "metric", "value"]]

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 
 import keras
 import numpy as np
+import pandas as pd
 from keras import ops
 
 from .errors import CourseError
+from .fundamentals import layer_costs
 
 HEAD_LAYERS = ("head_pool", "head_dropout", "head_logits", "predictions")
 INPUT_LAYERS = ("image", "augment", "preprocess")
@@ -279,3 +282,149 @@ def last_feature_layer(model: keras.Model) -> str:
         if len(layer.output.shape) == 4:
             return layer.name
     raise CourseError(f"{model.name} has no 4-D feature map layer for Grad-CAM.")
+
+
+# EfficientNet's compound scaling constants (Tan and Le 2019, "EfficientNet: Rethinking
+# Model Scaling for Convolutional Neural Networks", ICML): depth d = ALPHA**phi, width
+# w = BETA**phi, resolution r = GAMMA**phi, chosen so that ALPHA * BETA**2 * GAMMA**2 ~ 2.
+ALPHA, BETA, GAMMA = 1.2, 1.1, 1.15
+
+EFFICIENTNETS = tuple(f"EfficientNetB{i}" for i in range(8))
+
+
+PAPER_MODELS = (
+    *EFFICIENTNETS,
+    "ResNet50", "ResNet50V2", "ResNet101V2", "ResNet152V2",
+    "DenseNet121", "DenseNet169", "DenseNet201",
+    "InceptionV3", "InceptionResNetV2", "Xception",
+    "VGG16", "VGG19",
+)  # fmt: skip
+
+
+MODERN_REFERENCES = ("EfficientNetV2B0", "EfficientNetV2S", "ConvNeXtTiny")
+
+
+ZOO = PAPER_MODELS + MODERN_REFERENCES
+
+
+MODEL_GROUPS = {"zoo": ZOO, "paper": PAPER_MODELS, "efficientnets": EFFICIENTNETS, "modern": MODERN_REFERENCES}
+
+
+def resolve_models(names) -> list[str]:
+    """keras.applications names (any case) or a group (zoo, paper, efficientnets, modern), in order."""
+    if isinstance(names, str):
+        names = [names]
+    chosen: list[str] = []
+    for name in names:
+        group = MODEL_GROUPS.get(str(name).lower())
+        for model in group or [get_backbone(name).name]:
+            if model not in chosen:
+                chosen.append(model)
+    if not chosen:
+        raise CourseError("No models given. Name keras.applications backbones, e.g. --models efficientnetb0 resnet50.")
+    return chosen
+
+
+def model_family(name: str) -> str:
+    """The family a backbone belongs to, grouped as Garg et al. (2022) group them."""
+    for prefix, family in (
+        ("EfficientNetV2", "EfficientNetV2"), ("EfficientNet", "EfficientNet"), ("ResNet", "ResNet"),
+        ("DenseNet", "DenseNet"), ("Inception", "Inception"), ("Xception", "Inception"), ("VGG", "VGG"),
+        ("ConvNeXt", "ConvNeXt"), ("MobileNet", "MobileNet"),
+    ):  # fmt: skip
+        if name.startswith(prefix):
+            return family
+    return "other"
+
+
+def describe_backbone(name: str, image_size: int | None = None) -> dict:
+    """Everything read off one keras.applications backbone (no top, random weights).
+
+    Parameters, multiply-accumulates for one image (:func:`covid_tutorial.fundamentals.count_macs`;
+    a FLOP count in the strict sense is about twice that), convolution layers, and for
+    the EfficientNet families the MBConv blocks (one ``*_project_conv`` each), the blocks
+    with squeeze-and-excitation and the widths of the stem and of the last convolution.
+    """
+
+    spec = get_backbone(name)
+    size = image_size or spec.native_size
+    model = spec.constructor(include_top=False, weights=None, input_shape=(size, size, 3))
+    costs = layer_costs(model)
+    names = costs["layer"]
+    convolutions = costs["type"].isin(["Conv2D", "DepthwiseConv2D", "SeparableConv2D"])
+    row = {
+        "model": spec.name,
+        "family": model_family(spec.name),
+        "in_paper": spec.name in PAPER_MODELS,
+        "native_size": spec.native_size,
+        "image_size": size,
+        "preprocessing": spec.preprocessing,
+        "params": int(model.count_params()),
+        "macs": int(costs["macs"].sum()),
+        "conv_layers": int(convolutions.sum()),
+        "blocks": int(names.str.fullmatch(r"block\d+[a-z]_project_conv").sum()),
+        "se_blocks": int(names.str.fullmatch(r"block\d+[a-z]_se_reduce").sum()),
+        "stem_width": _filters(model, ("stem_conv", "conv1_conv", "conv1", "block1_conv1")),
+        "head_width": int(model.output.shape[-1]),
+    }
+    del model
+    keras.backend.clear_session()
+    return row
+
+
+def _filters(model, candidates) -> int | None:
+    for candidate in candidates:
+        try:
+            return int(model.get_layer(candidate).filters)
+        except (ValueError, AttributeError):
+            continue
+    return None
+
+
+def zoo_table(names=ZOO, image_size: int | None = None, *, progress: bool = False) -> pd.DataFrame:
+    """One row per backbone: size, cost and shape, computed from the models (see :func:`describe_backbone`).
+
+    ``image_size`` None uses each model's native resolution (the ImageNet training size
+    the Keras documentation gives, which is also the default input of its classifier).
+    Adds ``params_M``, ``GMACs`` and ``GFLOPs`` (= 2 x MACs).
+    """
+    rows = []
+    for name in resolve_models(names):
+        start = time.perf_counter()
+        rows.append(describe_backbone(name, image_size))
+        if progress:
+            print(f"  {rows[-1]['model']}: {rows[-1]['params'] / 1e6:.1f} M parameters ({time.perf_counter() - start:.0f} s)", flush=True)
+    table = pd.DataFrame(rows)
+    table["params_M"] = table["params"] / 1e6
+    table["GMACs"] = table["macs"] / 1e9
+    table["GFLOPs"] = 2 * table["GMACs"]
+    return table
+
+
+def efficientnet_scaling(zoo: pd.DataFrame) -> pd.DataFrame:
+    """Compound scaling of EfficientNet-B0..B7 read off a :func:`zoo_table` (rows B0..B7).
+
+    Each model's depth (MBConv blocks), width (channels of the last convolution) and
+    resolution relative to B0, the scaling exponent phi that each of them implies with
+    Tan and Le's constants (d = 1.2**phi, w = 1.1**phi, r = 1.15**phi), and the cost ratio
+    the rule predicts (d * w**2 * r**2) next to the measured one.
+    """
+    rows = zoo.set_index("model").loc[[m for m in EFFICIENTNETS if m in set(zoo["model"])]]
+    if "EfficientNetB0" not in rows.index:
+        raise CourseError("efficientnet_scaling needs EfficientNetB0 in the zoo table, as the baseline.")
+    base = rows.loc["EfficientNetB0"]
+    out = pd.DataFrame(index=rows.index)
+    out["resolution"] = rows["native_size"]
+    out["blocks"] = rows["blocks"]
+    out["head_width"] = rows["head_width"]
+    out["params_M"] = rows["params_M"]
+    out["GMACs"] = rows["GMACs"]
+    out["depth_ratio"] = rows["blocks"] / base["blocks"]
+    out["width_ratio"] = rows["head_width"] / base["head_width"]
+    out["resolution_ratio"] = rows["native_size"] / base["native_size"]
+    out["phi_from_depth"] = np.log(out["depth_ratio"]) / math.log(ALPHA)
+    out["phi_from_width"] = np.log(out["width_ratio"]) / math.log(BETA)
+    out["phi_from_resolution"] = np.log(out["resolution_ratio"]) / math.log(GAMMA)
+    out["predicted_cost_ratio"] = out["depth_ratio"] * out["width_ratio"] ** 2 * out["resolution_ratio"] ** 2
+    out["measured_cost_ratio"] = rows["macs"] / base["macs"]
+    return out

@@ -11,7 +11,6 @@ what ``covid-tutorial train``, ``evaluate`` and ``predict`` call.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -19,32 +18,61 @@ import platform
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 
 from . import __version__
-from .data import CLASS_NAMES, dataset_from_arrays, ensure_phantoms, load_dataset, load_images, one_hot, split_by_patient
-from .errors import DataError, RunError
-from .explain import GradCAM, overlay_heatmap
-from .metrics import classification_metrics, metrics_to_json, metrics_wide
-from .models import build_classifier, get_backbone
-from .profiles import PROFILES, WEIGHTS_ENV_VAR, get_profile
-from .report import (
+from .data import (
+    dataset_from_arrays,
+    ensure_phantoms,
+    load_dataset,
+    load_images,
+    one_hot,
+    to_model_input,
+)
+from .errors import CourseError, DataError, RunError
+from .explain import GradCAM, compute_heatmaps
+from .explanation_quality import (
+    explanation_quality,
+    load_masks,
+    probability_function,
+    summarize_quality,
+)
+from .figures import (
+    draw_mask_outline,
     figure_to_png,
+    overlay_heatmap,
     plot_confusion_matrix,
     plot_image_grid,
-    plot_precision_recall_curves,
-    plot_reliability_diagram,
     plot_roc_curves,
     plot_training_curves,
     write_html_report,
 )
+from .labels import CLASS_NAMES
+from .metrics import classification_metrics, metrics_to_json, metrics_wide
+from .models import (
+    build_classifier,
+    get_backbone,
+)
+from .predict import Predictor
+from .profiles import PROFILES, WEIGHTS_ENV_VAR, get_profile
+from .runs import (
+    RUN_FORMAT,
+    TRAINING_SETTINGS,
+    LoadedRun,
+    _check_same_split,
+    load_run,
+    read_run_config,
+    write_evaluation,
+)
+from .splits import split_by_patient
+from .system import refuse_output_inside, release_memory, sha1_of_file, write_json
 from .train import (
     EpochBatches,
     TrainingCheckpoint,
     class_weights,
     predict_probabilities,
-    release_memory,
     seed_everything,
     train_two_stage,
 )
@@ -53,59 +81,6 @@ from .train import (
 def _say(step: str, progress: bool) -> None:
     if progress:
         print(f"==> {step}", flush=True)
-
-
-def _refuse_inside(out: Path, data: Path) -> None:
-    data_dir = data if data.is_dir() else data.parent
-    if out.resolve().is_relative_to(data_dir.resolve()):
-        raise DataError(
-            f"{out}: the output folder is inside the data folder {data_dir}; the course never "
-            "writes into input data. Choose an output folder elsewhere (--out)."
-        )
-
-
-RUN_FORMAT = 1  # bump when the layout or the meaning of a RUN folder changes
-TRAINING_SETTINGS = (
-    "backbone", "image_size", "batch_size", "head_epochs", "fine_tune_epochs", "fine_tune_layers", "seed",
-    "learning_rate",
-)
-
-
-def file_digest(path) -> str:
-    """SHA-1 of a file's bytes: finds the same image under another name or in another folder."""
-    return hashlib.sha1(Path(path).read_bytes()).hexdigest()
-
-
-def _write_json(path: Path, content: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(content, indent=2, default=str))
-    os.replace(tmp, path)
-
-
-def read_run_config(run) -> dict:
-    """``config.json`` of a RUN folder, or a :class:`RunError` that says what to do."""
-    run = Path(run)
-    if not run.is_dir():
-        raise RunError(f"{run}: no such RUN folder. Train one with `covid-tutorial train DATA --out {run}`.")
-    path = run / "config.json"
-    if not path.is_file():
-        raise RunError(
-            f"{run}: not a RUN folder (no config.json). Give the folder that `covid-tutorial train "
-            "--out` wrote, or train one."
-        )
-    try:
-        config = json.loads(path.read_text())
-    except ValueError as err:
-        raise RunError(f"{path}: unreadable ({err}). Train the run again.") from None
-    made_by = config.get("versions", {}).get("covid_tutorial", "an unknown version")
-    run_format = config.get("run_format")
-    if not isinstance(run_format, int) or run_format > RUN_FORMAT:
-        raise RunError(
-            f"{run}: made by covid_tutorial {made_by} (RUN format {run_format}); this is covid_tutorial "
-            f"{__version__}, which reads RUN format {RUN_FORMAT}. Train it again with this version, or "
-            f"install covid_tutorial {made_by} to use it."
-        )
-    return config
 
 
 def two_stage_recipe(profile=None) -> bool:
@@ -212,7 +187,7 @@ def train_run(
 
     profile = get_profile(profile)
     out, data = Path(out), Path(data)
-    _refuse_inside(out, data)
+    refuse_output_inside(out, data)
     checkpoint_dir = out / "checkpoint"
     requested = {
         "backbone": backbone, "image_size": image_size, "batch_size": batch_size, "head_epochs": head_epochs,
@@ -241,7 +216,7 @@ def train_run(
     class_names = [name for name in CLASS_NAMES if name in set(table["label"])]
     images, table = load_images(table, size, progress=progress)
     table = table.reset_index(drop=True)
-    table.insert(4, "sha1", [file_digest(path) for path in table["path"]])
+    table.insert(4, "sha1", [sha1_of_file(path) for path in table["path"]])
     if resume:
         _check_same_split(out, table)
     else:
@@ -272,7 +247,7 @@ def train_run(
             "python": platform.python_version(),
         },
     }
-    _write_json(out / "config.json", config)
+    write_json(out / "config.json", config)
 
     part = {name: (table["split"] == name).to_numpy() for name in ("train", "val")}
     labels = one_hot(table["label"], class_names)
@@ -324,7 +299,7 @@ def train_run(
     if isinstance(trainable, (int, np.integer)):
         trainable = {str(history["stage"].iloc[0]): int(trainable)}
     config.update(status="complete", trainable_parameters=trainable, epochs_trained=len(history))
-    _write_json(out / "config.json", config)
+    write_json(out / "config.json", config)
     shutil.rmtree(checkpoint_dir, ignore_errors=True)  # a finished run has nothing to resume
     result = {"model": model, "table": table, "images": images, "history": history, "config": config}
     if evaluate:
@@ -338,18 +313,6 @@ def train_run(
             print(metrics_wide(evaluation["metrics"]).to_string(), flush=True)
     _say(f"RUN folder: {out.resolve()}", progress)
     return result
-
-
-def _check_same_split(out: Path, table: pd.DataFrame) -> None:
-    saved = pd.read_csv(out / "splits.csv", dtype=str, keep_default_na=False)
-    same = len(saved) == len(table) and (saved["sha1"].to_numpy() == table["sha1"].to_numpy()).all() and (
-        saved["split"].to_numpy() == table["split"].to_numpy()
-    ).all()
-    if not same:
-        raise RunError(
-            f"{out}: the data differ from those the interrupted run started with (splits.csv). Resume "
-            "with the same DATA, or train a new run in another folder."
-        )
 
 
 def _inference_copy(model):
@@ -386,96 +349,6 @@ def evaluate_split(
     }
 
 
-def write_evaluation(out, evaluation: dict, class_names, extra: dict | None = None) -> dict:
-    """Write an evaluation into ``out``: metrics.json and metrics.csv (values with 95% CIs
-    over patients), predictions.csv (one row per image) and figures/ (confusion matrix,
-    ROC, precision-recall, reliability diagram). Returns the metrics.json content."""
-    out = Path(out)
-    figures = out / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
-    metrics = evaluation["metrics"]
-    metrics.to_csv(out / "metrics.csv", index=False)
-    summary = {**metrics_to_json(metrics, evaluation["confusion"], class_names), **(extra or {})}
-    _write_json(out / "metrics.json", summary)
-    probabilities = evaluation["probabilities"]
-    predictions = evaluation["table"][["path", "label", "patient_id"]].reset_index(drop=True)
-    predictions["predicted"] = [class_names[k] for k in probabilities.argmax(1)]
-    for k, name in enumerate(class_names):
-        predictions[f"p_{name}"] = probabilities[:, k]
-    predictions.to_csv(out / "predictions.csv", index=False)
-    y_true = evaluation["y_true"]
-    plots = {
-        "confusion_matrix": plot_confusion_matrix(evaluation["confusion"], class_names),
-        "roc_curves": plot_roc_curves(y_true, probabilities, class_names),
-        "precision_recall": plot_precision_recall_curves(y_true, probabilities, class_names),
-        "reliability": plot_reliability_diagram(y_true, probabilities),
-    }
-    for name, fig in plots.items():
-        figure_to_png(fig, figures / f"{name}.png")
-    return summary
-
-
-@dataclasses.dataclass
-class LoadedRun:
-    """A trained RUN folder: its configuration and its model (loaded in Keras safe mode)."""
-
-    folder: Path
-    config: dict
-    model: object
-
-    @property
-    def class_names(self) -> list[str]:
-        return list(self.config["class_names"])
-
-    @property
-    def image_size(self) -> int:
-        return int(self.config["image_size"])
-
-
-def load_run(run) -> LoadedRun:
-    """Load a RUN folder made by ``covid-tutorial train``, checking that it is complete, was
-    made by a compatible version and that its files agree; else a :class:`RunError` that
-    says what to do."""
-    import keras
-
-    run = Path(run)
-    config = read_run_config(run)
-    path = run / "model.keras"
-    if config.get("status") != "complete" or not path.is_file():
-        if (run / "checkpoint" / "state.json").is_file():
-            raise RunError(
-                f"{run}: training was interrupted before it finished. Continue it with "
-                f"`covid-tutorial train {config.get('data', 'DATA')} --out {run} --resume`."
-            )
-        raise RunError(f"{run}: no trained model (model.keras). Train the run again.")
-    made_with = str(config.get("versions", {}).get("keras", "?"))
-    if made_with.split(".")[0] != keras.__version__.split(".")[0]:
-        raise RunError(
-            f"{run}: made with Keras {made_with}; this is Keras {keras.__version__}, which cannot read "
-            "it reliably. Train the run again here, or use the Keras version that made it."
-        )
-    try:
-        model = keras.models.load_model(path, safe_mode=True, compile=False)
-    except Exception as err:  # truncated file, unknown layer, lambda refused by safe mode
-        raise RunError(
-            f"{path}: cannot be loaded ({type(err).__name__}: {str(err).splitlines()[0][:300]}). It was made "
-            f"with Keras {made_with} and covid_tutorial {config.get('versions', {}).get('covid_tutorial')}; "
-            "train the run again with this version."
-        ) from None
-    outputs, classes = model.output_shape[-1], len(config["class_names"])
-    if outputs != classes:
-        raise RunError(
-            f"{run}: config.json lists {classes} classes {config['class_names']} but model.keras "
-            f"predicts {outputs}; the folder mixes files of different runs. Train the run again."
-        )
-    if tuple(model.input_shape[1:3]) != (config["image_size"], config["image_size"]):
-        raise RunError(
-            f"{run}: config.json says {config['image_size']} px but model.keras takes "
-            f"{model.input_shape[1:3]}; the folder mixes files of different runs. Train the run again."
-        )
-    return LoadedRun(run, config, model)
-
-
 def evaluate_run(
     run,
     data,
@@ -494,7 +367,6 @@ def evaluate_run(
     are left out, so scoring the training data scores only its held-out test patients.
     Writes :func:`write_evaluation` into ``out`` (default: the RUN folder).
     """
-    from .predict import Predictor
 
     loaded = run if isinstance(run, LoadedRun) else load_run(run)
     class_names = loaded.class_names
@@ -508,7 +380,7 @@ def evaluate_run(
             f"({class_names}). Evaluate on data with those classes, drop the others with a label map, "
             "or train a run that knows them."
         )
-    table["sha1"] = [file_digest(path) for path in table["path"]]
+    table["sha1"] = [sha1_of_file(path) for path in table["path"]]
     splits_file = loaded.folder / "splits.csv"
     seen: set = set()
     if splits_file.is_file():
@@ -623,3 +495,111 @@ def run_demo(out="runs/demo", profile=None, *, progress: bool = True) -> Path:
          f"[{macro_f1['ci_low']:.3f}, {macro_f1['ci_high']:.3f}]", progress)
     _say(f"Report: {report.resolve()}", progress)
     return report
+
+
+def _select_images(run: Path, data, split: str) -> tuple[pd.DataFrame, str]:
+    """Rows of ``data`` to explain: the RUN's ``split`` when the RUN was trained on ``data``.
+
+    Images are matched to the RUN's ``splits.csv`` by content (SHA-1) when it records it,
+    else by path, so a renamed or moved copy of the same data still finds its split.
+    """
+
+    table = load_dataset(data)
+    splits_file = run / "splits.csv"
+    if splits_file.is_file():
+        splits = pd.read_csv(splits_file, dtype=str, keep_default_na=False)
+        if "sha1" in splits.columns:
+            keys, where = table["path"].map(sha1_of_file), dict(zip(splits["sha1"], splits["split"]))
+        else:
+            keys = table["path"].map(os.path.realpath)
+            where = dict(zip(splits["path"].map(os.path.realpath), splits["split"]))
+        table["split"] = keys.map(where)
+        if table["split"].notna().any():
+            chosen = table[table["split"] == split]
+            if chosen.empty:
+                raise CourseError(f"{run}: no images in split {split!r}; choose train, val or test.")
+            return chosen.reset_index(drop=True), f"the RUN's {split} split"
+    return table.reset_index(drop=True), "all images (the RUN was not trained on these data)"
+
+
+def explain_run(
+    run,
+    data,
+    out,
+    methods=("gradcam",),
+    *,
+    split: str = "test",
+    per_class: int | None = 8,
+    layer_name: str | None = None,
+    target: str = "true",
+    fraction: float = 0.1,
+    max_maps: int = 32,
+    seed: int = 0,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Explain a trained RUN on ``data``: overlays (PNG) and the quality table (CSV).
+
+    Writes ``out/overlays/<method>/*.png`` (heatmap of the explained class over the image,
+    lesion outline in white), ``out/explanation_per_image.csv`` and
+    ``out/explanation_quality.csv`` (:func:`summarize_quality`); returns the latter.
+    ``target``: "true" explains each image's true class, "predicted" the predicted one.
+    """
+
+    run, out = Path(run), Path(out)
+    if target not in ("true", "predicted"):
+        raise ValueError("target must be 'true' or 'predicted'")
+    loaded = load_run(run)
+    model, class_names, config = loaded.model, loaded.class_names, loaded.config
+    table, where = _select_images(run, data, split)
+    table = table[table["label"].isin(class_names)]
+    if per_class:
+        table = table.groupby("label", sort=False).head(per_class)
+    table = table.reset_index(drop=True)
+    if progress:
+        print(f"==> Explaining {len(table)} images ({where}) with {', '.join(methods)}", flush=True)
+    images, table = load_images(table, config["image_size"], progress=False)
+    table = table.reset_index(drop=True)
+    masks = (
+        load_masks(table, config["image_size"])
+        if "mask_path" in table.columns
+        else np.zeros(images.shape, dtype=bool)
+    )
+    probabilities = probability_function(model)(to_model_input(images))
+    true_index = np.array([class_names.index(label) for label in table["label"]])
+    index = true_index if target == "true" else probabilities.argmax(1)
+    heatmaps = compute_heatmaps(model, images, index, methods, layer_name, max_maps=max_maps, seed=seed)
+    per_image = explanation_quality(
+        model, images, table["label"], masks, class_names, heatmaps, index, fraction=fraction, seed=seed
+    )
+    per_image.insert(1, "path", np.tile(table["path"].to_numpy(), len(methods)))
+    out.mkdir(parents=True, exist_ok=True)
+    for method, maps in heatmaps.items():
+        folder = out / "overlays" / method.replace("+", "p")
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, (image, heatmap, mask) in enumerate(zip(images, maps, masks)):
+            overlay = draw_mask_outline(overlay_heatmap(image, heatmap), mask) if mask.any() else overlay_heatmap(image, heatmap)
+            predicted = class_names[int(probabilities[i].argmax())]
+            name = f"{i:03d}_{Path(table['path'][i]).stem}_true-{table['label'][i]}_pred-{predicted}.png"
+            cv2.imwrite(str(folder / name), cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
+    summary = summarize_quality(per_image)
+    per_image.to_csv(out / "explanation_per_image.csv", index=False)
+    summary.to_csv(out / "explanation_quality.csv", index=False)
+    return summary
+
+
+def save_gradcam_overlays(predictor: Predictor, paths, predicted, out_dir) -> list[Path]:
+    """Grad-CAM of each image's predicted class, blended over the image, as PNG files in ``out_dir``."""
+    import cv2
+
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    images = predictor.load_files(paths)
+    index = [predictor.class_names.index(name) for name in predicted]
+    heatmaps = GradCAM(predictor.model)(images, index)
+    written = []
+    for number, (path, image, heatmap, name) in enumerate(zip(paths, images, heatmaps, predicted)):
+        target = out_dir / f"{number:03d}_{Path(path).stem}_gradcam_{name}.png"
+        cv2.imwrite(str(target), cv2.cvtColor(overlay_heatmap(image, heatmap), cv2.COLOR_RGB2BGR))
+        written.append(target)
+    return written

@@ -26,42 +26,14 @@ threshold on p(COVID-19) that reaches a target sensitivity; :func:`decide` appli
 
 from __future__ import annotations
 
-import datetime as _dt
-import os
-import platform
-import time
-from pathlib import Path
-
 import keras
 import numpy as np
 import pandas as pd
 
-from .data import pad_and_resize, read_image
+from .data import pad_and_resize, read_image, to_model_input
 from .errors import DataError
-
-
-def gpu_available() -> bool:
-    import tensorflow as tf
-
-    return bool(tf.config.list_physical_devices("GPU"))
-
-
-def _as_rgb_batch(images, size: int) -> np.ndarray:
-    """Float32 RGB (n, size, size, 3) in 0..255 from gray (n, h, w[, 1]) or RGB images."""
-    images = np.asarray(images)
-    if images.ndim == 2:
-        images = images[None]
-    if images.ndim == 3:
-        images = images[..., None]
-    if images.ndim != 4 or images.shape[-1] not in (1, 3):
-        raise DataError(f"images must be (n, h, w), (n, h, w, 1) or (n, h, w, 3) arrays, not {images.shape}.")
-    if images.shape[1:3] != (size, size):
-        raise DataError(
-            f"images are {images.shape[1]}x{images.shape[2]} px but the model takes {size}x{size}; "
-            "resize them with covid_tutorial.data.pad_and_resize, or use Predictor.predict_files."
-        )
-    images = images.astype(np.float32)
-    return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
+from .runs import LoadedRun, load_run
+from .system import gpu_available
 
 
 class _FoldedAway(keras.layers.Layer):
@@ -146,7 +118,6 @@ class Predictor:
     @classmethod
     def from_run(cls, run, **options) -> "Predictor":
         """Load a RUN folder (Keras safe mode, version and consistency checks) and compile it."""
-        from .pipeline import LoadedRun, load_run
 
         loaded = run if isinstance(run, LoadedRun) else load_run(run)
         predictor = cls(loaded.model, loaded.class_names, loaded.image_size, **options)
@@ -167,7 +138,7 @@ class Predictor:
         in 0..255, grayscale (n, h, w) or RGB (n, h, w, 3)."""
         import tensorflow as tf
 
-        batch = _as_rgb_batch(images, self.image_size)
+        batch = to_model_input(images, self.image_size)
         parts = [
             self._call(tf.constant(batch[start : start + self.batch_size])).numpy()
             for start in range(0, len(batch), self.batch_size)
@@ -201,276 +172,9 @@ class Predictor:
         return table
 
 
-def save_gradcam_overlays(predictor: Predictor, paths, predicted, out_dir) -> list[Path]:
-    """Grad-CAM of each image's predicted class, blended over the image, as PNG files in ``out_dir``."""
-    import cv2
-
-    from .explain import GradCAM, overlay_heatmap
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    images = predictor.load_files(paths)
-    index = [predictor.class_names.index(name) for name in predicted]
-    heatmaps = GradCAM(predictor.model)(images, index)
-    written = []
-    for number, (path, image, heatmap, name) in enumerate(zip(paths, images, heatmaps, predicted)):
-        target = out_dir / f"{number:03d}_{Path(path).stem}_gradcam_{name}.png"
-        cv2.imwrite(str(target), cv2.cvtColor(overlay_heatmap(image, heatmap), cv2.COLOR_RGB2BGR))
-        written.append(target)
-    return written
-
-
 # ---------------------------------------------------------------- operating thresholds
-
-
-def threshold_for_sensitivity(
-    y_true, probabilities, class_names, *, positive: str = "COVID-19", target: float = 0.95
-) -> float:
-    """The highest threshold on p(``positive``) at which :func:`decide` finds at least
-    ``target`` of the ``positive`` images. 1.0 when the most probable class already does,
-    because the threshold can only add ``positive`` answers. Choose it on validation
-    patients, then report it on test patients."""
-    k = list(class_names).index(positive)
-    probabilities = np.asarray(probabilities, dtype=float)
-    is_positive = np.asarray(y_true) == k
-    if not is_positive.any():
-        raise DataError(f"no {positive} images to choose a threshold on; use a split that has some.")
-    scores = probabilities[is_positive, k]
-    found = probabilities[is_positive].argmax(axis=1) == k
-    if found.mean() >= target:
-        return 1.0
-    for threshold in np.unique(scores)[::-1]:
-        if np.mean(found | (scores >= threshold)) >= target:
-            return float(threshold)
-    raise AssertionError("the lowest score finds every positive image")  # pragma: no cover
-
-
-def decide(probabilities, class_names, *, positive: str = "COVID-19", threshold: float | None = None) -> np.ndarray:
-    """Predicted class indices: ``positive`` whenever p(positive) >= ``threshold``, otherwise
-    the most probable class. A threshold can only add ``positive`` answers, never remove
-    one: it buys sensitivity with specificity. Without a threshold: the most probable class."""
-    probabilities = np.asarray(probabilities, dtype=float)
-    predicted = probabilities.argmax(axis=1)
-    if threshold is None:
-        return predicted
-    k = list(class_names).index(positive)
-    return np.where(probabilities[:, k] >= threshold, k, predicted)
-
-
-def _binary_rates(is_positive, said_positive) -> np.ndarray:
-    tp = np.sum(is_positive & said_positive)
-    fn = np.sum(is_positive & ~said_positive)
-    tn = np.sum(~is_positive & ~said_positive)
-    fp = np.sum(~is_positive & said_positive)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.array([tp / (tp + fn), tn / (tn + fp), tp / (tp + fp), tn / (tn + fn)], dtype=float)
-
-
-def operating_point(
-    y_true, probabilities, class_names, *, positive: str = "COVID-19", threshold: float | None = None,
-    groups=None, n_bootstrap: int = 1000, confidence: float = 0.95, seed: int = 0,
-) -> pd.DataFrame:
-    """Sensitivity, specificity, precision (PPV) and NPV of ``positive`` against the rest for
-    the decisions of :func:`decide`, with bootstrap CIs over ``groups`` (patients)."""
-    k = list(class_names).index(positive)
-    is_positive = np.asarray(y_true) == k
-    said_positive = decide(probabilities, class_names, positive=positive, threshold=threshold) == k
-    point = _binary_rates(is_positive, said_positive)
-    groups = np.arange(len(is_positive)) if groups is None else np.asarray(groups)
-    _, inverse = np.unique(groups, return_inverse=True)
-    rows_of = [np.flatnonzero(inverse == g) for g in range(inverse.max() + 1)]
-    rng = np.random.default_rng(seed)
-    rounds = []
-    for _ in range(n_bootstrap):
-        rows = np.concatenate([rows_of[g] for g in rng.integers(0, len(rows_of), len(rows_of))])
-        rounds.append(_binary_rates(is_positive[rows], said_positive[rows]))
-    alpha = (1 - confidence) / 2
-    with np.errstate(invalid="ignore"):
-        low = np.nanquantile(np.array(rounds), alpha, axis=0) if rounds else np.full(4, np.nan)
-        high = np.nanquantile(np.array(rounds), 1 - alpha, axis=0) if rounds else np.full(4, np.nan)
-    table = pd.DataFrame(
-        {"metric": ["sensitivity", "specificity", "precision", "npv"], "value": point, "ci_low": low, "ci_high": high}
-    )
-    table.attrs.update(threshold=threshold, positive=positive, n_images=len(is_positive), n_patients=len(rows_of))
-    return table
 
 
 # ---------------------------------------------------------------- benchmark
 
 
-def cpu_name_and_cores() -> tuple[str, int]:
-    """The CPU's model name (from /proc/cpuinfo where there is one) and the cores this process may use."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as info:
-            cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return cpu, cores
-
-
-def machine_description() -> str:
-    """CPU model, the cores this process may use, memory and GPUs, in one line."""
-    import psutil
-    import tensorflow as tf
-
-    cpu, cores = cpu_name_and_cores()
-    gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
-    memory = psutil.virtual_memory().total / 2**30
-    return (
-        f"{cpu}, {cores} CPU cores available, {memory:.0f} GiB memory, "
-        + (f"GPU: {', '.join(gpus)}" if gpus else "no GPU")
-        + f", {platform.system()} {platform.release()}"
-    )
-
-
-def time_call(function) -> float:
-    """Seconds one call of ``function`` takes (wall clock)."""
-    start = time.perf_counter()
-    function()
-    return time.perf_counter() - start
-
-
-def benchmark_predict(
-    run, *, repeats: int = 30, batch_size: int = 16, batch_repeats: int = 5, warmup: int = 3, progress: bool = True
-) -> dict:
-    """Latency of one image and throughput of a batch: ``model.predict`` against compiled variants.
-
-    The variants are timed in turns (one call of each, then again), so that a machine
-    shared with other work slows them all alike; medians and the 10th-90th percentile
-    range are reported. The first call of each variant (tracing, folding, compiling) is
-    timed apart. Weights do not change the arithmetic, so any trained RUN of a backbone
-    and image size gives that backbone's figures.
-    """
-    import keras
-    import tensorflow as tf
-
-    from . import __version__
-    from .pipeline import load_run
-
-    loaded = load_run(run)
-    model, size = loaded.model, loaded.image_size
-    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    rng = np.random.default_rng(0)
-    one = rng.integers(0, 256, (1, size, size)).astype(np.uint8)
-    many = rng.integers(0, 256, (batch_size, size, size)).astype(np.uint8)
-    one_rgb, many_rgb = _as_rgb_batch(one, size), _as_rgb_batch(many, size)
-
-    def say(text):
-        if progress:
-            print(f"==> {text}", flush=True)
-
-    first_call, variants = {}, {}
-    say("model.predict (Keras)")
-    first_call["model.predict"] = time_call(lambda: model.predict(one_rgb, verbose=0))
-    variants["model.predict"] = lambda: model.predict(one_rgb, verbose=0)
-    builders = {
-        "tf.function": dict(fold=False, jit_compile=False),
-        "tf.function + XLA": dict(fold=False, jit_compile=True),
-        "BatchNorm folded + XLA": dict(fold=True, jit_compile=True),
-        "course predictor": dict(),
-    }
-    predictors = {}
-    for name, options in builders.items():
-        say(name)
-        start = time.perf_counter()
-        predictors[name] = Predictor(model, loaded.class_names, size, **options)
-        predictors[name].predict_arrays(one)
-        first_call[name] = time.perf_counter() - start
-        variants[name] = (lambda p: lambda: p.predict_arrays(one))(predictors[name])
-    course = predictors["course predictor"]
-    reference = model.predict(one_rgb, verbose=0)
-    difference = float(np.abs(course.predict_arrays(one) - reference).max())
-
-    say(f"latency: {warmup} warm-up and {repeats} timed calls of each variant, in turns")
-    for _ in range(warmup):
-        for call in variants.values():
-            call()
-    times = {name: [] for name in variants}
-    for _ in range(repeats):
-        for name, call in variants.items():
-            times[name].append(time_call(call))
-    base = np.median(times["model.predict"])
-    latency = pd.DataFrame(
-        [
-            {
-                "method": name,
-                "median_ms": 1000 * np.median(t),
-                "p10_ms": 1000 * np.percentile(t, 10),
-                "p90_ms": 1000 * np.percentile(t, 90),
-                "first_call_s": first_call[name],
-                "speedup": base / np.median(t),
-            }
-            for name, t in times.items()
-        ]
-    )
-
-    say(f"throughput: batches of {batch_size}, {batch_repeats} timed calls of each, in turns")
-    batched = {
-        "model.predict": lambda: model.predict(many_rgb, batch_size=batch_size, verbose=0),
-        "course predictor": lambda: course.predict_arrays(many),
-    }
-    for call in batched.values():
-        call()
-    batch_times = {name: [] for name in batched}
-    for _ in range(batch_repeats):
-        for name, call in batched.items():
-            batch_times[name].append(time_call(call))
-    throughput = pd.DataFrame(
-        [
-            {"method": name, "batch_size": batch_size, "median_s": np.median(t), "images_per_s": batch_size / np.median(t)}
-            for name, t in batch_times.items()
-        ]
-    )
-    return {
-        "run": str(loaded.folder),
-        "backbone": loaded.config["backbone"],
-        "image_size": size,
-        "course_predictor": f"BatchNorm folded, tf.function, XLA {'on' if course.jit_compile else 'off'}",
-        "max_abs_difference": difference,
-        "latency": latency,
-        "throughput": throughput,
-        "machine": machine_description(),
-        "load_average": (load_before, os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")),
-        "date": _dt.datetime.now().astimezone().isoformat(timespec="minutes"),
-        "versions": f"covid_tutorial {__version__}, TensorFlow {tf.__version__}, Keras {keras.__version__}",
-        "repeats": repeats,
-    }
-
-
-def format_benchmark(result: dict) -> str:
-    """The benchmark as Markdown: what was measured, where, and the two tables."""
-    latency = result["latency"]
-    course = latency.loc[latency["method"] == "course predictor", "speedup"].iloc[0]
-    lines = [
-        f"{result['backbone']} at {result['image_size']} px, RUN {result['run']}",
-        f"Machine: {result['machine']}; 1-minute load average {result['load_average'][0]:.1f} at the start, "
-        f"{result['load_average'][1]:.1f} at the end (above the core count, other jobs shared the CPU)",
-        f"Software: {result['versions']}; measured {result['date']}",
-        "",
-        f"Latency of one image ({result['repeats']} calls of each variant, taken in turns):",
-        "",
-        "| method | median ms | p10–p90 ms | first call s | speed-up vs model.predict |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for row in latency.itertuples():
-        lines.append(
-            f"| {row.method} | {row.median_ms:.1f} | {row.p10_ms:.1f}–{row.p90_ms:.1f} "
-            f"| {row.first_call_s:.1f} | {row.speedup:.2f}× |"
-        )
-    lines += [
-        "",
-        f"Throughput, batches of {int(result['throughput']['batch_size'].iloc[0])}:",
-        "",
-        "| method | median s per batch | images/s |",
-        "|---|---:|---:|",
-    ]
-    for row in result["throughput"].itertuples():
-        lines.append(f"| {row.method} | {row.median_s:.3f} | {row.images_per_s:.1f} |")
-    lines += [
-        "",
-        f"Course predictor ({result['course_predictor']}): {course:.2f}× the speed of model.predict "
-        f"for one image; largest difference in a probability: {result['max_abs_difference']:.1e}.",
-    ]
-    return "\n".join(lines)

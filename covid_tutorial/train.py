@@ -15,8 +15,6 @@ on (weights, optimizer state, the callbacks' counters, the random generators' st
 
 from __future__ import annotations
 
-import ctypes
-import gc
 import json
 import math
 import os
@@ -26,27 +24,21 @@ from pathlib import Path
 import keras
 import numpy as np
 import pandas as pd
+import tensorflow as tf
 from sklearn.utils.class_weight import compute_class_weight
 
+from .data import dataset_from_arrays, to_model_input
 from .errors import RunError
-from .models import count_trainable_parameters, set_trainable_stage
+from .models import (
+    RandomAffine,
+    build_classifier,
+    count_trainable_parameters,
+    set_trainable_stage,
+)
+from .system import release_memory
 
 LABEL_SMOOTHING = 0.1
 FINE_TUNE_LR_FACTOR = 0.1
-
-
-def release_memory() -> None:
-    """Collect garbage and hand the heap memory freed by training back to the system.
-
-    TensorFlow frees a training run's tensors, but glibc keeps the freed pages for reuse,
-    so the process still counts them; on Linux ``malloc_trim`` returns them, a few hundred
-    MB after training ResNet50, which matters in a 2 GB Binder session.
-    """
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to hand back this way
-        pass
 
 
 def seed_everything(seed: int = 0) -> None:
@@ -480,6 +472,120 @@ def train_two_stage(
 
 def predict_probabilities(model: keras.Model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
     """Class probabilities for uint8 grayscale images of shape (n, size, size)."""
-    from .data import dataset_from_arrays
 
     return model.predict(dataset_from_arrays(images, batch_size=batch_size), verbose=0)
+
+
+def recalibrate_batchnorm(model: keras.Model, images, batch_size: int = 4) -> int:
+    """Recompute the running statistics of every trainable BatchNormalization layer on ``images``.
+
+    A network trained from scratch for a few dozen steps (the ``ci`` profile) keeps running
+    averages that still remember their initial values (momentum 0.99: after 50 steps, 60%
+    of the start value is left), so in inference mode it behaves like another model. This
+    sets each running mean and variance to the average over ``images`` ("precise BN", Wu &
+    Johnson 2021), with augmentation switched off. Frozen BatchNorm layers (pretrained
+    backbones) are left alone. Returns the number of layers recalibrated. Small batches keep
+    the memory of the training-mode forward passes low.
+    """
+    layers = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization) and l.trainable]
+    if not layers:
+        return 0
+    images = to_model_input(images)
+    augment = next((l for l in model.layers if l.name == "augment"), None)
+    saved_ranges = {k: getattr(augment, k) for k in ("rotation", "shift", "zoom", "shear")} if augment else {}
+    saved_momentum = [l.momentum for l in layers]
+    try:
+        for key in saved_ranges:
+            setattr(augment, key, 0.0)
+        for chunk, start in enumerate(range(0, len(images), batch_size)):
+            for layer in layers:
+                layer.momentum = chunk / (chunk + 1)  # a running average over the chunks
+            model(tf.constant(images[start : start + batch_size]), training=True)
+    finally:
+        for layer, momentum in zip(layers, saved_momentum):
+            layer.momentum = momentum
+        for key, value in saved_ranges.items():
+            setattr(augment, key, value)
+        release_memory()
+    return len(layers)
+
+
+# Layers kept in float32 under mixed precision: the input scaling and the softmax.
+FLOAT32_LAYERS = ("image", "augment", "preprocess", "predictions")
+
+
+def to_mixed_precision(model):
+    """A copy of a classifier that computes in float16 and keeps its variables in float32.
+
+    The ``mixed_float16`` policy of Keras, applied to every layer except the input's
+    augmentation and scaling (raw 0..255 pixels stay float32) and the final softmax
+    (float32 already), so the probabilities and the loss are computed in float32. The
+    copy's own policy is ``mixed_float16`` too, so ``compile`` wraps its optimizer in a
+    ``LossScaleOptimizer`` that keeps small float16 gradients from underflowing. Pays off
+    on GPUs with tensor cores; on a CPU it is usually slower.
+    """
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+
+        def clone(layer):
+            config = layer.get_config()
+            config["dtype"] = "float32" if layer.name in FLOAT32_LAYERS else "mixed_float16"
+            return layer.__class__.from_config(config)
+
+        copy = keras.models.clone_model(model, clone_function=clone)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def build_for_comparison(
+    backbone: str,
+    num_classes: int,
+    image_size: int,
+    weights,
+    *,
+    seed: int,
+    mixed_precision: bool = False,
+    augment: bool = True,
+):
+    """:func:`covid_tutorial.models.build_classifier`, then optionally :func:`to_mixed_precision`."""
+    model = build_classifier(backbone, num_classes, image_size, weights=weights, augment=augment, seed=seed)
+    return to_mixed_precision(model) if mixed_precision else model
+
+
+class ExecutionOptions(keras.callbacks.Callback):
+    """Choose how Keras runs the steps of a ``fit``: as a graph (default), XLA-compiled, or eagerly.
+
+    :func:`covid_tutorial.train.fit_stage` compiles the model itself; Keras hands the
+    model to the callbacks after that compile and before it builds its train and test
+    functions, so the choice made here holds for the whole ``fit``. XLA is off unless
+    asked for, also on GPUs, where Keras would otherwise switch it on by itself.
+    """
+
+    def __init__(self, run_eagerly: bool = False, jit_compile: bool = False):
+        super().__init__()
+        self.run_eagerly, self.jit_compile = bool(run_eagerly), bool(jit_compile)
+
+    def set_model(self, model):
+        super().set_model(model)
+        model.run_eagerly = self.run_eagerly
+        model.jit_compile = self.jit_compile and not self.run_eagerly
+
+
+class HostAugmentedBatches(EpochBatches):
+    """:class:`covid_tutorial.train.EpochBatches` with the augmentation done in the input pipeline.
+
+    Used with XLA: the augmentation's image resampling (``ImageProjectiveTransformV3``)
+    has no XLA kernel, so an XLA-compiled training step cannot contain it. The same
+    :class:`covid_tutorial.models.RandomAffine` layer runs on the host instead, in tf.data.
+    """
+
+    def __init__(self, images, labels, *, batch_size: int = 16, seed: int = 0):
+        super().__init__(images, labels, batch_size=batch_size, seed=seed)
+        self.augment = RandomAffine(seed=seed, name="augment")
+
+    def dataset(self, initial_epoch: int, epochs: int, stage_index: int = 0):
+        batches = super().dataset(initial_epoch, epochs, stage_index)
+        return batches.map(lambda x, y: (self.augment(x, training=True), y))

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from covid_tutorial import compare
+from covid_tutorial import bench, compare, metrics, models, splits, train
 from covid_tutorial.cli import main
 from covid_tutorial.data import load_dataset
 from covid_tutorial.errors import CourseError, RunError
@@ -31,17 +31,17 @@ TINY = dict(folds=2, repeats=1, profile="ci", image_size=32, batch_size=32, head
 
 
 def test_the_zoo_is_the_papers_twenty_plus_three_modern_references():
-    assert len(compare.PAPER_MODELS) == 20 and len(set(compare.PAPER_MODELS)) == 20
-    assert compare.ZOO == compare.PAPER_MODELS + ("EfficientNetV2B0", "EfficientNetV2S", "ConvNeXtTiny")
-    assert all(name.lower() in BACKBONES for name in compare.ZOO)
-    assert compare.resolve_models(["EFFICIENTNETB0", "resnet50", "efficientnetb0"]) == ["EfficientNetB0", "ResNet50"]
-    assert compare.resolve_models("efficientnets") == [f"EfficientNetB{i}" for i in range(8)]
+    assert len(models.PAPER_MODELS) == 20 and len(set(models.PAPER_MODELS)) == 20
+    assert models.ZOO == models.PAPER_MODELS + ("EfficientNetV2B0", "EfficientNetV2S", "ConvNeXtTiny")
+    assert all(name.lower() in BACKBONES for name in models.ZOO)
+    assert models.resolve_models(["EFFICIENTNETB0", "resnet50", "efficientnetb0"]) == ["EfficientNetB0", "ResNet50"]
+    assert models.resolve_models("efficientnets") == [f"EfficientNetB{i}" for i in range(8)]
     with pytest.raises(CourseError, match="Choose one of"):
-        compare.resolve_models(["resnet51"])
+        models.resolve_models(["resnet51"])
 
 
 @pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOWEST else n for n in compare.ZOO]
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOWEST else n for n in models.ZOO]
 )
 def test_every_zoo_model_builds_and_trains_one_step(name):
     """Build at the smallest size the model takes (75 px for the Inception family, else 32), predict,
@@ -61,7 +61,7 @@ def test_every_zoo_model_builds_and_trains_one_step(name):
 
 
 def test_efficientnet_b0_read_off_the_model():
-    row = compare.describe_backbone("EfficientNetB0")
+    row = models.describe_backbone("EfficientNetB0")
     assert row["native_size"] == 224 and row["image_size"] == 224
     assert row["params"] == 4_049_571  # keras.applications, no top
     assert row["blocks"] == 16 and row["se_blocks"] == 16, "B0 has 16 MBConv blocks, each with squeeze-and-excitation"
@@ -81,7 +81,7 @@ def test_efficientnet_scaling_ratios_and_phi_by_hand():
             "macs": [0.4e9, 1.8e9],
         }
     )
-    scaling = compare.efficientnet_scaling(zoo).loc["EfficientNetB3"]
+    scaling = models.efficientnet_scaling(zoo).loc["EfficientNetB3"]
     assert scaling["depth_ratio"] == pytest.approx(26 / 16)
     assert scaling["width_ratio"] == pytest.approx(1536 / 1280)
     assert scaling["resolution_ratio"] == pytest.approx(300 / 224)
@@ -96,18 +96,18 @@ def test_efficientnet_scaling_ratios_and_phi_by_hand():
 
 def test_folds_hold_no_shared_patient_and_are_the_same_for_every_call(phantom_dir):
     table = load_dataset(phantom_dir)
-    folds = compare.comparison_folds(table, folds=3, repeats=2, seed=5)
-    again = compare.comparison_folds(table, folds=3, repeats=2, seed=5)
+    folds = splits.comparison_folds(table, folds=3, repeats=2, seed=5)
+    again = splits.comparison_folds(table, folds=3, repeats=2, seed=5)
     pd.testing.assert_frame_equal(folds, again)
     for r in range(2):
         column = folds[f"fold_{r}"]
         assert sorted(column.unique()) == [0, 1, 2]
-        assert compare.shared_patients(column, folds["patient_id"]) == []
+        assert splits.shared_patients(column, folds["patient_id"]) == []
         assert (folds.groupby("patient_id")[f"fold_{r}"].nunique() == 1).all()
         assert (folds.groupby(f"fold_{r}")["label"].nunique() == 3).all(), "every fold holds every class"
     assert not (folds["fold_0"] == folds["fold_1"]).all(), "a new repeat draws new folds"
     train = folds[folds["fold_0"] != 0]
-    validation = compare.validation_rows(train, seed=0)
+    validation = splits.validation_rows(train, seed=0)
     assert validation.any() and not validation.all()
     assert set(train["patient_id"][validation]).isdisjoint(train["patient_id"][~validation])
 
@@ -130,7 +130,7 @@ DETERMINISTIC = ["model", "repeat", "fold", "split_seed", "train_seed", "image_s
 
 
 def _deterministic(results: pd.DataFrame) -> pd.DataFrame:
-    columns = DETERMINISTIC + compare.metric_columns(results)
+    columns = DETERMINISTIC + metrics.metric_columns(results)
     return results[columns].sort_values(["repeat", "fold", "model"]).reset_index(drop=True)
 
 
@@ -222,7 +222,7 @@ def _results(values_a, values_b, n_test=10, n_train=30):
 
 def test_summary_ci_equals_a_hand_computation():
     a = [0.70, 0.80, 0.75, 0.85]
-    summary = compare.summarize_results(_results(a, [0.5, 0.6, 0.55, 0.65]))
+    summary = metrics.summarize_results(_results(a, [0.5, 0.6, 0.55, 0.65]))
     row = summary[(summary["model"] == "A") & (summary["class"] == "macro") & (summary["metric"] == "f1")].iloc[0]
     mean = (0.70 + 0.80 + 0.75 + 0.85) / 4
     sd = math.sqrt(sum((x - mean) ** 2 for x in a) / 3)
@@ -244,7 +244,7 @@ def test_corrected_resampled_ttest_equals_a_hand_computation():
     mean = sum(d) / J
     variance = sum((x - mean) ** 2 for x in d) / (J - 1)
     t = mean / math.sqrt((1 / J + ratio) * variance)
-    result = compare.corrected_resampled_ttest(a, b, ratio)
+    result = metrics.corrected_resampled_ttest(a, b, ratio)
     assert result["rounds"] == 6 and result["df"] == 5
     assert result["mean_difference"] == pytest.approx(0.13 / 6)
     assert result["t"] == pytest.approx(t)
@@ -257,23 +257,23 @@ def test_corrected_resampled_ttest_equals_a_hand_computation():
 
 
 def test_corrected_ttest_edge_cases():
-    assert compare.corrected_resampled_ttest([0.5, 0.5], [0.5, 0.5], 0.25)["p_value"] == 1.0
-    assert compare.corrected_resampled_ttest([0.6, 0.6], [0.5, 0.5], 0.25)["p_value"] == 0.0
-    assert np.isnan(compare.corrected_resampled_ttest([0.6], [0.5], 0.25)["t"])
+    assert metrics.corrected_resampled_ttest([0.5, 0.5], [0.5, 0.5], 0.25)["p_value"] == 1.0
+    assert metrics.corrected_resampled_ttest([0.6, 0.6], [0.5, 0.5], 0.25)["p_value"] == 0.0
+    assert np.isnan(metrics.corrected_resampled_ttest([0.6], [0.5], 0.25)["t"])
 
 
 def test_paired_tests_pick_the_leaders_and_use_the_shared_rounds():
     results = _results([0.80, 0.82, 0.79, 0.85], [0.78, 0.80, 0.80, 0.81])
     results = pd.concat([results, _results([0.1] * 4, [0.1] * 4).replace({"model": {"A": "C", "B": "D"}})])
-    tests = compare.paired_tests(results, leaders=2)
+    tests = metrics.paired_tests(results, leaders=2)
     assert len(tests) == 1 and tests.iloc[0][["model_a", "model_b"]].tolist() == ["A", "B"]
-    expected = compare.corrected_resampled_ttest([0.80, 0.82, 0.79, 0.85], [0.78, 0.80, 0.80, 0.81], 10 / 30)
+    expected = metrics.corrected_resampled_ttest([0.80, 0.82, 0.79, 0.85], [0.78, 0.80, 0.80, 0.81], 10 / 30)
     assert tests.iloc[0]["t"] == pytest.approx(expected["t"]) and tests.iloc[0]["p_holm"] == pytest.approx(expected["p_value"])
 
 
 def test_holm_and_pareto_front_by_hand():
-    np.testing.assert_allclose(compare.holm([0.01, 0.04, 0.03]), [0.03, 0.06, 0.06])
-    front = compare.pareto_front(cost=[1, 2, 3, 4, 2], score=[0.5, 0.7, 0.6, 0.9, 0.7])
+    np.testing.assert_allclose(metrics.holm([0.01, 0.04, 0.03]), [0.03, 0.06, 0.06])
+    front = metrics.pareto_front(cost=[1, 2, 3, 4, 2], score=[0.5, 0.7, 0.6, 0.9, 0.7])
     assert front.tolist() == [True, True, False, True, True]
 
 
@@ -283,7 +283,7 @@ def test_holm_and_pareto_front_by_hand():
 def test_mixed_precision_copy_keeps_inputs_and_output_in_float32():
     keras.backend.clear_session()
     model = build_classifier("vgg16", 3, 32, weights=None, seed=0)
-    mixed = compare.to_mixed_precision(model)
+    mixed = train.to_mixed_precision(model)
     assert keras.config.dtype_policy().name == "float32", "the global policy is left as it was"
     assert mixed.get_layer("preprocess").compute_dtype == "float32"
     assert mixed.get_layer("block1_conv1").compute_dtype == "float16"
@@ -306,25 +306,25 @@ def test_execution_options_reach_the_fit_of_train_two_stage():
     model = keras.Model(inputs, keras.layers.Activation("softmax", name="predictions")(x))
     images = np.random.default_rng(0).uniform(0, 255, (8, 8, 8)).astype("uint8")
     labels = np.eye(3, dtype="float32")[np.arange(8) % 3]
-    batches = compare.HostAugmentedBatches(images, labels, batch_size=4, seed=0)
+    batches = train.HostAugmentedBatches(images, labels, batch_size=4, seed=0)
     first = next(iter(batches.dataset(0, 1)))[0].numpy()
     assert first.shape == (4, 8, 8, 3) and not np.allclose(first, np.repeat(images[batches.order(0)[:4]][..., None], 3, -1))
     val = (np.repeat(images[..., None], 3, -1).astype("float32"), labels)
-    options = compare.ExecutionOptions(jit_compile=True)
+    options = train.ExecutionOptions(jit_compile=True)
     model.jit_compile = False
     history = train_two_stage(model, batches, val, pretrained=False, head_epochs=1, fine_tune_epochs=0,
                               learning_rate=1e-3, verbose=0, callbacks=[options])  # fmt: skip
     assert len(history) == 1 and model.jit_compile is True and model.run_eagerly is False
     train_two_stage(model, batches, val, pretrained=False, head_epochs=1, fine_tune_epochs=0, learning_rate=1e-3,
-                    verbose=0, callbacks=[compare.ExecutionOptions(run_eagerly=True, jit_compile=True)])  # fmt: skip
+                    verbose=0, callbacks=[train.ExecutionOptions(run_eagerly=True, jit_compile=True)])  # fmt: skip
     assert model.run_eagerly is True and model.jit_compile is False, "eager steps cannot be XLA-compiled"
-    speed = compare.measure_training(model, batch_size=4, steps=1, jit_compile=True)
+    speed = bench.measure_training(model, batch_size=4, steps=1, jit_compile=True)
     assert speed["train_images_per_s"] > 0 and model.jit_compile is True
 
 
 def test_speed_table_measures_images_per_second_with_and_without_xla():
-    table = compare.speed_table(["vgg16"], image_size=32, batch_size=4, xla=(False, True), repeats=2, train=False, progress=False)
+    table = bench.speed_table(["vgg16"], image_size=32, batch_size=4, xla=(False, True), repeats=2, train=False, progress=False)
     assert table[["model", "precision", "xla"]].to_numpy().tolist() == [["VGG16", "float32", False], ["VGG16", "float32", True]]
     assert (table["images_per_s"] > 0).all() and (table["latency_ms"] > 0).all()
     assert table["device"].str.startswith(("CPU: ", "GPU: ")).all()
-    assert "| VGG16 | 32 | 4 | float32 | on |" in compare.speed_markdown(table)
+    assert "| VGG16 | 32 | 4 | float32 | on |" in bench.speed_markdown(table)

@@ -7,19 +7,10 @@ import pandas as pd
 import pytest
 
 from folder_snapshot import snapshot
-from covid_tutorial.data import (
-    CLASS_NAMES,
-    DataWarning,
-    check_patient_disjoint,
-    load_dataset,
-    load_images,
-    make_dataset,
-    map_label,
-    pad_and_resize,
-    patient_folds,
-    read_image,
-    split_by_patient,
-)
+from covid_tutorial.data import load_dataset, load_images, make_dataset, pad_and_resize, read_image
+from covid_tutorial.labels import CLASS_NAMES, map_label
+from covid_tutorial.errors import DataWarning
+from covid_tutorial.splits import check_patient_disjoint, patient_folds, split_by_patient
 from covid_tutorial.errors import DataError
 
 
@@ -226,7 +217,7 @@ def test_make_dataset_yields_rgb_batches(phantom_dir):
 
 
 def test_input_pipeline_benchmark_reports_all_candidates(phantom_dir):
-    from covid_tutorial.data import benchmark_input_pipeline
+    from covid_tutorial.bench import benchmark_input_pipeline
 
     result = benchmark_input_pipeline(load_dataset(phantom_dir).head(12), image_size=32, batch_size=4, epochs=2)
     assert len(result) == 3 and result["pipeline"].iloc[-1].startswith("course pipeline")

@@ -8,40 +8,13 @@ import pytest
 import tensorflow as tf
 
 from covid_tutorial.errors import CourseError
-from covid_tutorial.explain import (
-    METHODS,
-    Explainer,
-    GradCAM,
-    accuracy_by_test_set,
-    box_mask,
-    channel_lesion_energy,
-    input_resemblance,
-    where_maps_point,
-    write_masked_dataset,
-    activation_statistics,
-    backbone_stages,
-    benchmark_gradcam,
-    class_contrast,
-    deletion_scores,
-    depth_layers,
-    energy_in_box,
-    energy_inside,
-    extract_activations,
-    logits_model,
-    feature_map_grid,
-    mask_outside_box,
-    maximize_filter_activation,
-    overlay_heatmap,
-    plot_map_grid,
-    pointing_game,
-    randomization_test,
-    randomize_top_layers,
-    rank_correlation,
-    recalibrate_batchnorm,
-    spatial_entropy,
-    summarize_quality,
-    explanation_quality,
-)
+from covid_tutorial.explain import METHODS, Explainer, GradCAM, backbone_stages, class_contrast, logits_model, randomization_test, randomize_top_layers, rank_correlation
+from covid_tutorial.shortcuts import accuracy_by_test_set, box_mask, where_maps_point, write_masked_dataset, energy_in_box, mask_outside_box
+from covid_tutorial.activations import channel_lesion_energy, input_resemblance, activation_statistics, depth_layers, extract_activations, maximize_filter_activation, spatial_entropy
+from covid_tutorial.bench import benchmark_gradcam
+from covid_tutorial.explanation_quality import deletion_scores, energy_inside, pointing_game, summarize_quality, explanation_quality
+from covid_tutorial.figures import feature_map_grid, overlay_heatmap, plot_map_grid
+from covid_tutorial.train import recalibrate_batchnorm
 from covid_tutorial.models import build_classifier
 
 

@@ -79,7 +79,7 @@ def test_inspect_metadata_reports_missing_rows_and_unmapped_labels(phantom_dir, 
 def test_leakage_shows_on_labels_that_mean_nothing(phantom_dir):
     """Random labels per patient: no disease signal at all, so only a leaky split can beat chance."""
     from covid_tutorial.data import load_dataset, load_images
-    from covid_tutorial.inspection import measure_split_leakage
+    from covid_tutorial.splits import measure_split_leakage
 
     thumbnails, table = load_images(load_dataset(phantom_dir), 16, progress=False)
     patients = table["patient_id"].to_numpy()

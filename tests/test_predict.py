@@ -13,16 +13,11 @@ from covid_tutorial import __version__
 from covid_tutorial.cli import main
 from covid_tutorial.data import load_dataset, load_images
 from covid_tutorial.models import build_classifier
-from covid_tutorial.pipeline import RUN_FORMAT, load_run, train_run
-from covid_tutorial.predict import (
-    Predictor,
-    benchmark_predict,
-    decide,
-    fold_batchnorm,
-    format_benchmark,
-    operating_point,
-    threshold_for_sensitivity,
-)
+from covid_tutorial.pipeline import train_run
+from covid_tutorial.runs import RUN_FORMAT, load_run
+from covid_tutorial.predict import Predictor, fold_batchnorm
+from covid_tutorial.bench import benchmark_predict, format_benchmark
+from covid_tutorial.metrics import decide, operating_point, threshold_for_sensitivity
 
 CLASSES = ["COVID-19", "Normal", "Pneumonia"]
 

@@ -11,6 +11,7 @@ import html
 import io
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -18,6 +19,9 @@ from matplotlib.figure import Figure
 from sklearn.metrics import RocCurveDisplay
 
 from . import NOT_FOR_CLINICAL_USE
+from .metrics import (
+    reliability_table,
+)
 
 
 def plot_confusion_matrix(confusion: np.ndarray, class_names) -> Figure:
@@ -137,42 +141,6 @@ def plot_precision_recall_curves(y_true, y_prob, class_names) -> Figure:
     return fig
 
 
-def reliability_table(y_true, y_prob, *, class_index: int | None = None, n_bins: int = 10) -> pd.DataFrame:
-    """Calibration in equal-width bins of predicted probability.
-
-    With ``class_index=None``: the confidence of the predicted class against how often the
-    prediction is right. With a class index: that class's probability against how often
-    the image really is of that class. ``attrs["ece"]`` holds the expected calibration
-    error: the count-weighted mean gap between confidence and observed frequency.
-    """
-    y_true, y_prob = np.asarray(y_true), np.asarray(y_prob, dtype=float)
-    if class_index is None:
-        confidence = y_prob.max(axis=1)
-        hit = (y_prob.argmax(axis=1) == y_true).astype(float)
-    else:
-        confidence = y_prob[:, class_index]
-        hit = (y_true == class_index).astype(float)
-    edges = np.linspace(0, 1, n_bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, n_bins - 1)
-    rows = []
-    for b in range(n_bins):
-        inside = which == b
-        rows.append(
-            {
-                "bin_low": edges[b],
-                "bin_high": edges[b + 1],
-                "images": int(inside.sum()),
-                "mean_confidence": confidence[inside].mean() if inside.any() else np.nan,
-                "observed": hit[inside].mean() if inside.any() else np.nan,
-            }
-        )
-    table = pd.DataFrame(rows)
-    filled = table[table["images"] > 0]
-    gaps = (filled["mean_confidence"] - filled["observed"]).abs()
-    table.attrs["ece"] = float((gaps * filled["images"]).sum() / max(len(y_true), 1))
-    return table
-
-
 def plot_reliability_diagram(y_true, y_prob, *, class_index: int | None = None, class_name: str | None = None, n_bins: int = 10) -> Figure:
     """Reliability diagram: observed frequency against predicted probability per bin, the
     diagonal for a perfectly calibrated model, and how many images fall in each bin."""
@@ -257,3 +225,106 @@ def plot_error_gallery(
         kind = "MISSED" if y_true[i] == k else ("false alarm" if y_pred[i] == k else "confusion")
         titles.append(f"{kind}: {class_names[y_true[i]]} → {class_names[y_pred[i]]}\np({positive}) = {y_prob[i, k]:.2f}")
     return plot_image_grid([images[i] for i in order], titles, columns=min(columns, len(order)), size=size)
+
+
+def feature_map_grid(activation, channels=None, columns: int = 8) -> np.ndarray:
+    """Tile channels of one activation (h, w, c) into a 2-D image, each channel scaled to 0..1.
+
+    ``channels``: which ones (default: the first ``columns * 2``). Gaps of 1 px (NaN) separate tiles.
+    """
+    activation = np.asarray(activation, dtype=np.float32)
+    channels = list(range(min(activation.shape[-1], columns * 2))) if channels is None else list(channels)
+    height, width = activation.shape[:2]
+    rows = -(-len(channels) // columns)
+    grid = np.full((rows * (height + 1) - 1, columns * (width + 1) - 1), np.nan, np.float32)
+    for k, channel in enumerate(channels):
+        tile = activation[..., channel]
+        low, high = tile.min(), tile.max()
+        tile = (tile - low) / (high - low) if high > low else np.zeros_like(tile)
+        r, c = divmod(k, columns)
+        grid[r * (height + 1) : r * (height + 1) + height, c * (width + 1) : c * (width + 1) + width] = tile
+    return grid
+
+
+def draw_mask_outline(overlay: np.ndarray, mask: np.ndarray, color=(255, 255, 255)) -> np.ndarray:
+    """Draw the outline of a boolean mask (any size) on an RGB uint8 image."""
+    overlay = overlay.copy()
+    mask = cv2.resize(mask.astype(np.uint8), (overlay.shape[1], overlay.shape[0]), interpolation=cv2.INTER_NEAREST)
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    cv2.drawContours(overlay, contours, -1, color, 1)
+    return overlay
+
+
+def overlay_with_outline(image, heatmap, mask=None, alpha: float = 0.4) -> np.ndarray:
+    """:func:`overlay_heatmap`, plus the outline of ``mask`` (a lesion, a marker box) in white."""
+    overlay = overlay_heatmap(image, heatmap, alpha)
+    return draw_mask_outline(overlay, mask) if mask is not None and np.any(mask) else overlay
+
+
+def plot_map_grid(cells, row_titles=None, column_titles=None, size: float = 1.7, cmap: str = "gray"):
+    """A grid of pictures: ``cells[r][c]`` is a 2-D array (drawn with ``cmap``), an RGB image or None.
+
+    Each row is as tall as its most elongated picture needs. Returns a
+    ``matplotlib.figure.Figure`` (a notebook shows it; :func:`figure_to_png` saves it).
+    """
+    from matplotlib.figure import Figure
+
+    rows, columns = len(cells), max(len(row) for row in cells)
+    ratios = [max(np.shape(p)[0] / np.shape(p)[1] for p in row if p is not None) for row in cells]
+    fig = Figure(figsize=(columns * size + (0.9 if row_titles else 0), size * sum(ratios) + 0.35 * rows))
+    axes = np.array(fig.subplots(rows, columns, squeeze=False, gridspec_kw={"height_ratios": ratios}))
+    for r, row in enumerate(cells):
+        for c in range(columns):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            picture = row[c] if c < len(row) else None
+            if picture is None:
+                ax.axis("off")
+                continue
+            ax.imshow(picture, cmap=cmap if np.ndim(picture) == 2 else None)
+            if row_titles and c == 0:
+                ax.set_ylabel(row_titles[r], fontsize=8)
+            if column_titles and r == 0:
+                ax.set_title(column_titles[c], fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def overlay_heatmap(
+    image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.4, colormap: int = cv2.COLORMAP_JET
+) -> np.ndarray:
+    """Blend a 0..1 heatmap (any size) over a grayscale or RGB uint8 image; returns RGB uint8."""
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = cv2.cvtColor(image.astype(np.uint8), cv2.COLOR_GRAY2RGB)
+    image = image.astype(np.uint8)
+    resized = cv2.resize(heatmap.astype(np.float32), (image.shape[1], image.shape[0]))
+    colored = cv2.applyColorMap(np.uint8(255 * np.clip(resized, 0, 1)), colormap)
+    colored = cv2.cvtColor(colored, cv2.COLOR_BGR2RGB)
+    return cv2.addWeighted(colored, alpha, image, 1 - alpha, 0)
+
+
+def plot_pareto(board: pd.DataFrame, metric: str = "f1", title: str | None = None):
+    """Macro ``metric`` (mean, corrected 95% CI) against latency per image and against parameters."""
+    import matplotlib.pyplot as plt
+
+    score = f"macro_{metric}"
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for ax, cost, label, front in (
+        (axes[0], "latency_ms", "latency per image, ms (log scale)", "front_latency"),
+        (axes[1], "params_M", "parameters, millions (log scale)", "front_params"),
+    ):
+        error = np.vstack([board[score] - board["ci_low_corrected"], board["ci_high_corrected"] - board[score]])
+        ax.errorbar(board[cost], board[score], yerr=np.nan_to_num(error), fmt="o", capsize=3, alpha=0.8)
+        for name, row in board.iterrows():
+            ax.annotate(name, (row[cost], row[score]), fontsize=8, xytext=(4, 4), textcoords="offset points")
+        line = board[board[front]].sort_values(cost)
+        ax.step(line[cost], line[score], where="post", color="tab:red", alpha=0.6, label="Pareto front")
+        ax.set(xscale="log", xlabel=label)
+        ax.legend(loc="lower right", fontsize=8)
+    axes[0].set_ylabel(f"macro {metric.upper() if metric == 'f1' else metric} (mean, 95% CI corrected)")
+    device = board["device"].dropna().unique()
+    fig.suptitle(title or f"Score against cost; latency on {', '.join(device)}", fontsize=10)
+    fig.tight_layout()
+    return fig

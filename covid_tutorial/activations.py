@@ -1,0 +1,209 @@
+"""activations."""
+
+from __future__ import annotations
+
+import warnings
+
+import cv2
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from .data import to_model_input
+from .errors import CourseError
+from .explain import backbone_stages, quiet_keras, rank_correlation, upsample_maps
+from .explanation_quality import energy_inside
+
+
+def depth_layers(model: keras.Model) -> list[str]:
+    """The last layer with a 4-D output of each stage: the stem, each ResNet stage or EfficientNet block."""
+    names = []
+    for _, layers in backbone_stages(model):
+        spatial = [n for n in layers if len(model.get_layer(n).output.shape) == 4]
+        if spatial:
+            names.append(spatial[-1])
+    return names
+
+
+def activation_model(model: keras.Model, layer_names) -> keras.Model:
+    """One multi-output model from the input to each named layer (shared weights)."""
+    outputs = [model.get_layer(name).output for name in layer_names]
+    return keras.Model(model.input, outputs, name=f"{model.name}_activations")
+
+
+def extract_activations(model: keras.Model, images, layer_names=None, batch_size: int = 8) -> dict:
+    """``{layer name: array (n, h, w, c)}`` for ``layer_names`` (default :func:`depth_layers`), one pass."""
+    layer_names = list(layer_names or depth_layers(model))
+    probe = activation_model(model, layer_names)
+    forward = tf.function(lambda x: probe(x, training=False), reduce_retracing=True)
+    images = to_model_input(images)
+    with quiet_keras():
+        parts = [forward(tf.constant(images[s : s + batch_size])) for s in range(0, len(images), batch_size)]
+        return {name: np.concatenate([np.asarray(p[k]) for p in parts]) for k, name in enumerate(layer_names)}
+
+
+def spatial_entropy(maps) -> np.ndarray:
+    """Normalised entropy (0..1) of each positive map (…, h, w, c), one value per channel.
+
+    The positive part of a channel is read as a distribution over its h*w positions: 1
+    means spread evenly over the image, 0 means all on one position. NaN for a channel
+    with no positive value, and for a 1x1 map.
+    """
+    maps = np.maximum(np.asarray(maps, dtype=np.float64), 0)
+    positions = maps.shape[-3] * maps.shape[-2]
+    flat = maps.reshape(*maps.shape[:-3], positions, maps.shape[-1])
+    total = flat.sum(axis=-2, keepdims=True)
+    p = np.divide(flat, total, out=np.zeros_like(flat), where=total > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        entropy = -np.where(p > 0, p * np.log(p), 0.0).sum(axis=-2)
+    if positions < 2:
+        return np.full(entropy.shape, np.nan)
+    return np.where(total[..., 0, :] > 0, entropy / np.log(positions), np.nan)
+
+
+def activation_statistics(activations: dict, image_labels=None) -> pd.DataFrame:
+    """Per layer (and image label): size, sparsity, dead channels and spatial entropy.
+
+    - ``sparsity``: share of activations that are <= 0 (exact zeros after a ReLU).
+    - ``dead_channels``: share of channels with no positive value anywhere in the image.
+    - ``spatial_entropy``: mean of :func:`spatial_entropy` over the live channels.
+    Averages over the images (grouped by ``image_labels`` when given).
+    """
+    rows = []
+    for depth, (name, values) in enumerate(activations.items()):
+        values = np.asarray(values)
+        groups = {"all": np.arange(len(values))}
+        if image_labels is not None:
+            labels = np.asarray(image_labels)
+            groups = {label: np.flatnonzero(labels == label) for label in dict.fromkeys(labels)}
+        for label, rows_of in groups.items():
+            part = values[rows_of]
+            alive = (part > 0).any(axis=(1, 2))
+            entropy = spatial_entropy(part)
+            rows.append(
+                {
+                    "depth": depth,
+                    "layer": name,
+                    "label": label,
+                    "height": part.shape[1],
+                    "width": part.shape[2],
+                    "channels": part.shape[3],
+                    "sparsity": float((part <= 0).mean()),
+                    "dead_channels": float(1 - alive.mean()),
+                    "spatial_entropy": float(np.nanmean(entropy)) if np.isfinite(entropy).any() else np.nan,
+                }
+            )
+    table = pd.DataFrame(rows)
+    return table.drop(columns="label") if image_labels is None else table
+
+
+def input_resemblance(activations: dict, images) -> pd.DataFrame:
+    """Per layer: how much the mean feature map looks like the input image.
+
+    For each image, the mean over channels of the layer's activation is compared with the
+    image shrunk to the layer's size (``cv2.INTER_AREA``) by Spearman rank correlation;
+    the table gives the mean and spread over images. High values mean the layer still
+    carries the picture's layout and brightness, which convolutions and identity
+    shortcuts do by construction, trained or not.
+    """
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim == 4:
+        images = images.mean(axis=-1)
+    rows = []
+    for depth, (name, values) in enumerate(activations.items()):
+        height, width = values.shape[1:3]
+        small = [cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA) for image in images]
+        rhos = np.array([rank_correlation(v.mean(axis=-1), s) for v, s in zip(values, small)])
+        finite = rhos[np.isfinite(rhos)]
+        rows.append(
+            {
+                "depth": depth,
+                "layer": name,
+                "resemblance": finite.mean() if finite.size else np.nan,
+                "spread": finite.std() if finite.size else np.nan,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def channel_lesion_energy(activation, masks) -> np.ndarray:
+    """Per channel: the mean share of its positive activation that falls inside the lesion mask.
+
+    ``activation`` (n, h, w, c) and ``masks`` (n, H, W); images without a lesion are left
+    out, and each channel's map is resized to the mask size first. Compare with the
+    lesions' share of the image (:func:`energy_inside` of a flat map): a channel far above
+    it responds to lesions more than to the rest of the image.
+    """
+    activation, masks = np.maximum(np.asarray(activation, dtype=np.float32), 0), np.asarray(masks, dtype=bool)
+    keep = masks.reshape(len(masks), -1).any(axis=1)
+    if not keep.any():
+        raise ValueError("no image has a lesion: channel_lesion_energy needs lesion masks")
+    shares = []
+    for values, mask in zip(activation[keep], masks[keep]):
+        maps = np.moveaxis(values, -1, 0)  # (c, h, w)
+        shares.append(energy_inside(upsample_maps(maps, mask.shape), np.repeat(mask[None], len(maps), axis=0)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a channel that is never positive: NaN
+        return np.nanmean(np.stack(shares), axis=0)
+
+
+def maximize_filter_activation(
+    model: keras.Model,
+    layer_name: str,
+    filters,
+    *,
+    steps: int = 40,
+    step_size: float = 4.0,
+    border: int = 1,
+    seed: int = 0,
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Activation maximisation: the gray image that a filter responds to most (Erhan et al. 2009).
+
+    Starts from mid-gray plus a little noise and climbs the mean activation of each filter
+    (positions ``border`` px away from the map's edges), with the gradient scaled to unit
+    standard deviation and ``step_size`` gray levels per step; one grayscale channel, copied
+    to RGB, so the picture stays in the model's input domain. Returns the images (k, S, S)
+    uint8 and a table of each filter's mean activation before and after.
+    """
+    filters = [int(f) for f in np.atleast_1d(filters)]
+    feature_model = keras.Model(model.input, model.get_layer(layer_name).output)
+    channels = feature_model.output.shape[-1]
+    if max(filters) >= channels:
+        raise CourseError(f"layer {layer_name!r} has {channels} filters; got filter {max(filters)}.")
+    size = model.input.shape[1:3]
+    picks = tf.constant(filters, dtype=tf.int32)
+
+    def mean_activation(gray):
+        act = feature_model(tf.repeat(gray, 3, axis=-1), training=False)
+        height, width = act.shape[1], act.shape[2]
+        b = border if min(height, width) > 2 * border else 0
+        act = act[:, b : height - b, b : width - b, :]
+        chosen = tf.one_hot(picks, channels, dtype=act.dtype)[:, None, None, :]  # image i -> filter i
+        return tf.reduce_sum(tf.reduce_mean(act * chosen, axis=(1, 2)), axis=-1)
+
+    @tf.function
+    def ascend(gray):
+        with tf.GradientTape() as tape:
+            tape.watch(gray)
+            total = tf.reduce_sum(mean_activation(gray))  # images are independent: one gradient each
+        gradient = tape.gradient(total, gray)
+        scale = tf.math.reduce_std(gradient, axis=(1, 2, 3), keepdims=True) + 1e-8
+        return tf.clip_by_value(gray + step_size * gradient / scale, 0.0, 255.0)
+
+    rng = np.random.default_rng(seed)
+    start = (128 + 8 * rng.standard_normal((len(filters), *size, 1))).astype(np.float32)
+    gray = tf.constant(start)
+    before = mean_activation(gray).numpy()
+    for _ in range(steps):
+        gray = ascend(gray)
+    after = mean_activation(gray).numpy()
+    table = pd.DataFrame(
+        {
+            "layer": layer_name,
+            "filter": filters,
+            "activation_start": before.astype(np.float64),
+            "activation_end": after.astype(np.float64),
+        }
+    )
+    return np.round(gray.numpy()[..., 0]).astype(np.uint8), table

@@ -1,0 +1,448 @@
+"""bench."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import time
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from . import __version__
+from .data import (
+    load_images,
+    one_hot,
+    to_model_input,
+)
+from .errors import DataError
+from .explain import Explainer, GradCAM
+from .models import (
+    RandomAffine,
+    build_classifier,
+    get_backbone,
+    resolve_models,
+)
+from .predict import Predictor
+from .runs import load_run
+from .system import (
+    device_name,
+    local_time_now,
+    machine_description,
+    software_versions,
+    time_call,
+)
+from .train import (
+    build_for_comparison,
+    compile_classifier,
+)
+
+
+def benchmark_predict(
+    run, *, repeats: int = 30, batch_size: int = 16, batch_repeats: int = 5, warmup: int = 3, progress: bool = True
+) -> dict:
+    """Latency of one image and throughput of a batch: ``model.predict`` against compiled variants.
+
+    The variants are timed in turns (one call of each, then again), so that a machine
+    shared with other work slows them all alike; medians and the 10th-90th percentile
+    range are reported. The first call of each variant (tracing, folding, compiling) is
+    timed apart. Weights do not change the arithmetic, so any trained RUN of a backbone
+    and image size gives that backbone's figures.
+    """
+    import keras
+    import tensorflow as tf
+
+
+    loaded = load_run(run)
+    model, size = loaded.model, loaded.image_size
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    rng = np.random.default_rng(0)
+    one = rng.integers(0, 256, (1, size, size)).astype(np.uint8)
+    many = rng.integers(0, 256, (batch_size, size, size)).astype(np.uint8)
+    one_rgb, many_rgb = to_model_input(one, size), to_model_input(many, size)
+
+    def say(text):
+        if progress:
+            print(f"==> {text}", flush=True)
+
+    first_call, variants = {}, {}
+    say("model.predict (Keras)")
+    first_call["model.predict"] = time_call(lambda: model.predict(one_rgb, verbose=0))
+    variants["model.predict"] = lambda: model.predict(one_rgb, verbose=0)
+    builders = {
+        "tf.function": dict(fold=False, jit_compile=False),
+        "tf.function + XLA": dict(fold=False, jit_compile=True),
+        "BatchNorm folded + XLA": dict(fold=True, jit_compile=True),
+        "course predictor": dict(),
+    }
+    predictors = {}
+    for name, options in builders.items():
+        say(name)
+        start = time.perf_counter()
+        predictors[name] = Predictor(model, loaded.class_names, size, **options)
+        predictors[name].predict_arrays(one)
+        first_call[name] = time.perf_counter() - start
+        variants[name] = (lambda p: lambda: p.predict_arrays(one))(predictors[name])
+    course = predictors["course predictor"]
+    reference = model.predict(one_rgb, verbose=0)
+    difference = float(np.abs(course.predict_arrays(one) - reference).max())
+
+    say(f"latency: {warmup} warm-up and {repeats} timed calls of each variant, in turns")
+    for _ in range(warmup):
+        for call in variants.values():
+            call()
+    times = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, call in variants.items():
+            times[name].append(time_call(call))
+    base = np.median(times["model.predict"])
+    latency = pd.DataFrame(
+        [
+            {
+                "method": name,
+                "median_ms": 1000 * np.median(t),
+                "p10_ms": 1000 * np.percentile(t, 10),
+                "p90_ms": 1000 * np.percentile(t, 90),
+                "first_call_s": first_call[name],
+                "speedup": base / np.median(t),
+            }
+            for name, t in times.items()
+        ]
+    )
+
+    say(f"throughput: batches of {batch_size}, {batch_repeats} timed calls of each, in turns")
+    batched = {
+        "model.predict": lambda: model.predict(many_rgb, batch_size=batch_size, verbose=0),
+        "course predictor": lambda: course.predict_arrays(many),
+    }
+    for call in batched.values():
+        call()
+    batch_times = {name: [] for name in batched}
+    for _ in range(batch_repeats):
+        for name, call in batched.items():
+            batch_times[name].append(time_call(call))
+    throughput = pd.DataFrame(
+        [
+            {"method": name, "batch_size": batch_size, "median_s": np.median(t), "images_per_s": batch_size / np.median(t)}
+            for name, t in batch_times.items()
+        ]
+    )
+    return {
+        "run": str(loaded.folder),
+        "backbone": loaded.config["backbone"],
+        "image_size": size,
+        "course_predictor": f"BatchNorm folded, tf.function, XLA {'on' if course.jit_compile else 'off'}",
+        "max_abs_difference": difference,
+        "latency": latency,
+        "throughput": throughput,
+        "machine": machine_description(),
+        "load_average": (load_before, os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")),
+        "date": _dt.datetime.now().astimezone().isoformat(timespec="minutes"),
+        "versions": f"covid_tutorial {__version__}, TensorFlow {tf.__version__}, Keras {keras.__version__}",
+        "repeats": repeats,
+    }
+
+
+def format_benchmark(result: dict) -> str:
+    """The benchmark as Markdown: what was measured, where, and the two tables."""
+    latency = result["latency"]
+    course = latency.loc[latency["method"] == "course predictor", "speedup"].iloc[0]
+    lines = [
+        f"{result['backbone']} at {result['image_size']} px, RUN {result['run']}",
+        f"Machine: {result['machine']}; 1-minute load average {result['load_average'][0]:.1f} at the start, "
+        f"{result['load_average'][1]:.1f} at the end (above the core count, other jobs shared the CPU)",
+        f"Software: {result['versions']}; measured {result['date']}",
+        "",
+        f"Latency of one image ({result['repeats']} calls of each variant, taken in turns):",
+        "",
+        "| method | median ms | p10–p90 ms | first call s | speed-up vs model.predict |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for row in latency.itertuples():
+        lines.append(
+            f"| {row.method} | {row.median_ms:.1f} | {row.p10_ms:.1f}–{row.p90_ms:.1f} "
+            f"| {row.first_call_s:.1f} | {row.speedup:.2f}× |"
+        )
+    lines += [
+        "",
+        f"Throughput, batches of {int(result['throughput']['batch_size'].iloc[0])}:",
+        "",
+        "| method | median s per batch | images/s |",
+        "|---|---:|---:|",
+    ]
+    for row in result["throughput"].itertuples():
+        lines.append(f"| {row.method} | {row.median_s:.3f} | {row.images_per_s:.1f} |")
+    lines += [
+        "",
+        f"Course predictor ({result['course_predictor']}): {course:.2f}× the speed of model.predict "
+        f"for one image; largest difference in a probability: {result['max_abs_difference']:.1e}.",
+    ]
+    return "\n".join(lines)
+
+
+def benchmark_gradcam(
+    model: keras.Model | None = None,
+    *,
+    backbone: str = "resnet50",
+    image_size: int = 224,
+    repeats: int = 20,
+    warmup: int = 3,
+    scorecam_maps: int = 32,
+    scorecam_repeats: int = 3,
+    layer_name: str | None = None,
+    seed: int = 0,
+) -> dict:
+    """Time Grad-CAM of one image against one compiled forward pass of the same model.
+
+    Both are timed in the same run, after ``warmup`` calls, as the median of ``repeats``
+    calls on one image. The forward pass is ``model(x, training=False)`` in a
+    ``tf.function``; Grad-CAM is :class:`GradCAM` (its gradient model built once and
+    compiled), including the conversion of its result to NumPy. Score-CAM with
+    ``scorecam_maps`` maps (0 skips it) is timed the same way with ``scorecam_repeats``.
+    Without ``model`` a ``backbone`` classifier with random weights is built: timing does
+    not depend on the weights' values.
+    """
+
+    if model is None:
+        model = build_classifier(backbone, 3, image_size, weights=None, seed=seed)
+    size = model.input.shape[1]
+    image = np.random.default_rng(seed).uniform(0, 255, (1, size, size, 3)).astype(np.float32)
+    tensor = tf.constant(image)
+    forward = tf.function(lambda x: model(x, training=False))
+    cam = GradCAM(model, layer_name)
+
+    def timed(call, count):
+        return float(np.median([time_call(call) for _ in range(count)]))
+
+    def run_forward():
+        return forward(tensor).numpy()
+
+    def run_gradcam():
+        return cam(image, 0)
+
+    for _ in range(warmup):
+        run_forward()
+        run_gradcam()
+    forward_s = timed(run_forward, repeats)
+    gradcam_s = timed(run_gradcam, repeats)
+    result = {
+        "model": model.name,
+        "image_size": int(size),
+        "layer": cam.layer_name,
+        "machine": machine_description(),
+        "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan"),
+        "date": _dt.datetime.now().astimezone().isoformat(timespec="minutes"),
+        "repeats": repeats,
+        "forward_ms": 1000 * forward_s,
+        "gradcam_ms": 1000 * gradcam_s,
+        "gradcam_over_forward": gradcam_s / forward_s,
+    }
+    if scorecam_maps:
+        scorecam = Explainer(model, "scorecam", layer_name, max_maps=scorecam_maps)
+        scorecam(image, 0)  # warm-up: builds predict
+        scorecam_s = timed(lambda: scorecam(image, 0), scorecam_repeats)
+        result.update(
+            {
+                "scorecam_maps": scorecam_maps,
+                "scorecam_ms": 1000 * scorecam_s,
+                "scorecam_over_forward": scorecam_s / forward_s,
+            }
+        )
+    return result
+
+
+def benchmark_input_pipeline(
+    table: pd.DataFrame, image_size: int = 224, batch_size: int = 32, epochs: int = 3, seed: int = 0
+) -> pd.DataFrame:
+    """Images per second of the old way and the course's way, on the same images and augmentation.
+
+    (a) tf-keras ``ImageDataGenerator.flow_from_dataframe``, as older tutorials load images:
+        every epoch decodes and resizes each file again, then applies rotation, shift,
+        zoom and shear one image at a time in NumPy/SciPy; once in RGB, as those tutorials
+        do, and once in grayscale, the fairest setting of the old tool.
+    (b) the course pipeline: decode and resize once (:func:`load_images`, timed in epoch 1),
+        cached uint8 tensors, then one fused :class:`~covid_tutorial.models.RandomAffine` per batch.
+    Every candidate warps each image once per epoch with the same ranges and hands out
+    float32 batches; the course pipeline warps the one real channel of a radiograph (the
+    copy to three channels comes after, in :func:`dataset_from_arrays`). Epoch 1 is reported apart;
+    the "later epochs" rate is what a training run of many epochs sees.
+    """
+    import time
+
+    import tensorflow as tf
+
+    try:
+        from tf_keras.preprocessing.image import ImageDataGenerator
+    except ImportError:
+        raise DataError("the benchmark needs tf-keras: pip install tf-keras") from None
+
+    labels = table["label"].astype(str).tolist()
+    frame = pd.DataFrame({"path": table["path"].tolist(), "label": labels})
+
+    def flow(color_mode):
+        return ImageDataGenerator(
+            rotation_range=10, width_shift_range=0.05, height_shift_range=0.05, zoom_range=0.1, shear_range=5
+        ).flow_from_dataframe(
+            frame, x_col="path", y_col="label", target_size=(image_size, image_size), color_mode=color_mode,
+            batch_size=batch_size, seed=seed, shuffle=True, validate_filenames=False,
+        )
+
+    augment = RandomAffine(seed=seed)
+
+    def course_epochs():
+        images, kept = load_images(table, image_size, progress=False)
+        dataset = (
+            tf.data.Dataset.from_tensor_slices((images[..., None], one_hot(kept["label"], sorted(set(labels)))))
+            .shuffle(len(images), seed=seed)
+            .batch(batch_size)
+            .map(lambda x, y: (augment(tf.cast(x, tf.float32), training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+            .prefetch(tf.data.AUTOTUNE)
+        )
+        yield len(images)
+        while True:
+            for batch, _ in dataset:
+                batch.numpy()
+            yield len(images)
+
+    def keras_epochs(color_mode):
+        generator = flow(color_mode)
+        while True:
+            seen = 0
+            for _ in range(len(generator)):
+                seen += len(next(generator)[0])
+            yield seen
+
+    rows = []
+    candidates = (
+        ("ImageDataGenerator, RGB (as older tutorials load)", keras_epochs("rgb")),
+        ("ImageDataGenerator, grayscale", keras_epochs("grayscale")),
+        ("course pipeline (tf.data, cached uint8)", course_epochs()),
+    )
+    for name, epochs_iter in candidates:
+        start = time.perf_counter()
+        count = next(epochs_iter)
+        if name.startswith("course"):  # first epoch = decode once + one augmented pass
+            count = next(epochs_iter)
+        first = count / (time.perf_counter() - start)
+        start = time.perf_counter()
+        later = sum(next(epochs_iter) for _ in range(epochs - 1)) / (time.perf_counter() - start)
+        rows.append({"pipeline": name, "epoch_1_images_per_s": first, "later_epochs_images_per_s": later})
+    result = pd.DataFrame(rows)
+    course = result["later_epochs_images_per_s"].iloc[-1]
+    result["course_speedup_later_epochs"] = course / result["later_epochs_images_per_s"]
+    return result
+
+
+def measure_inference(model, *, batch_size: int = 16, repeats: int = 20, warmup: int = 2, jit_compile: bool = False) -> dict:
+    """Latency of one image and throughput of a batch, for a compiled forward pass.
+
+    The forward pass is a ``tf.function`` (XLA-compiled with ``jit_compile``), traced
+    once for any batch size; each timed call waits for its result (``.numpy()``), so a
+    GPU's asynchronous launches are not mistaken for speed. Medians over ``repeats``
+    calls; the first call (tracing, compiling) is timed apart. Weights do not change the
+    arithmetic, so random weights give the same timings as trained ones.
+    """
+    import tensorflow as tf
+
+    size = int(model.input_shape[1])
+    forward = tf.function(
+        lambda x: model(x, training=False),
+        jit_compile=jit_compile,
+        input_signature=[tf.TensorSpec((None, size, size, 3), tf.float32)],
+    )
+    rng = np.random.default_rng(0)
+    one = tf.constant(rng.uniform(0, 255, (1, size, size, 3)).astype("float32"))
+    batch = tf.constant(rng.uniform(0, 255, (batch_size, size, size, 3)).astype("float32"))
+    first_call = time_call(lambda: forward(one).numpy())
+    forward(batch).numpy()  # XLA compiles once per shape
+    for _ in range(warmup):
+        forward(one).numpy()
+    single = [time_call(lambda: forward(one).numpy()) for _ in range(max(1, repeats))]
+    batched = [time_call(lambda: forward(batch).numpy()) for _ in range(max(3, repeats // 4))]
+    return {
+        "latency_ms": 1000 * float(np.median(single)),
+        "latency_p10_ms": 1000 * float(np.percentile(single, 10)),
+        "latency_p90_ms": 1000 * float(np.percentile(single, 90)),
+        "images_per_s": batch_size / float(np.median(batched)),
+        "first_call_s": first_call,
+    }
+
+
+def measure_training(model, *, batch_size: int = 16, steps: int = 5, jit_compile: bool = False, learning_rate: float = 1e-4) -> dict:
+    """Images per second of one training step (forward, backward, Adam update) on random data."""
+    size, classes = int(model.input_shape[1]), int(model.output_shape[-1])
+    compile_classifier(model, learning_rate)
+    model.jit_compile = jit_compile
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0, 255, (batch_size, size, size, 3)).astype("float32")
+    y = np.eye(classes, dtype="float32")[rng.integers(0, classes, batch_size)]
+    first_step = time_call(lambda: model.train_on_batch(x, y))
+    model.train_on_batch(x, y)
+    times = [time_call(lambda: model.train_on_batch(x, y)) for _ in range(max(1, steps))]
+    return {"train_images_per_s": batch_size / float(np.median(times)), "train_first_step_s": first_step}
+
+
+def speed_table(
+    models,
+    *,
+    image_size: int | None = None,
+    batch_size: int = 16,
+    precisions=("float32",),
+    xla=(False,),
+    repeats: int = 20,
+    train_steps: int = 5,
+    train: bool = True,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Images per second of each model under each (precision, XLA) setting, on this device.
+
+    ``precisions`` holds "float32" and/or "mixed_float16"; ``xla`` holds False and/or
+    True. For each model and setting: latency of one image and inference throughput
+    (:func:`measure_inference`) and, with ``train``, training throughput
+    (:func:`measure_training`; the augmentation is left out, as it runs on the host
+    under XLA). ``image_size`` None uses each model's native resolution.
+    """
+    rows = []
+    device = device_name()
+    for name in resolve_models(models):
+        spec = get_backbone(name)
+        size = max(image_size or spec.native_size, spec.min_size)
+        for precision in precisions:
+            for jit in xla:
+                if progress:
+                    print(f"==> {spec.name} at {size} px, {precision}, XLA {'on' if jit else 'off'}", flush=True)
+                keras.backend.clear_session()
+                model = build_for_comparison(
+                    spec.name, 3, size, None, seed=0, mixed_precision=precision == "mixed_float16", augment=False
+                )
+                row = {"model": spec.name, "image_size": size, "batch_size": batch_size, "precision": precision, "xla": bool(jit)}
+                row.update(measure_inference(model, batch_size=batch_size, repeats=repeats, jit_compile=jit))
+                if train:
+                    row.update(measure_training(model, batch_size=batch_size, steps=train_steps, jit_compile=jit))
+                row["device"] = device
+                rows.append(row)
+                del model
+    keras.backend.clear_session()
+    table = pd.DataFrame(rows)
+    table.attrs.update(device=device, date=local_time_now(), versions=software_versions())
+    return table
+
+
+def speed_markdown(table: pd.DataFrame) -> str:
+    """The speed table as Markdown, with what was measured and where."""
+    lines = [
+        f"Device: {table.attrs.get('device', table['device'].iloc[0])}; "
+        f"{table.attrs.get('versions', '')}; measured {table.attrs.get('date', '')}",
+        "",
+        "| model | px | batch | precision | XLA | latency ms (1 image) | inference images/s | training images/s |",
+        "|---|---:|---:|---|---|---:|---:|---:|",
+    ]
+    for row in table.itertuples():
+        train = f"{row.train_images_per_s:.1f}" if "train_images_per_s" in table else "-"
+        lines.append(
+            f"| {row.model} | {row.image_size} | {row.batch_size} | {row.precision} | {'on' if row.xla else 'off'} "
+            f"| {row.latency_ms:.1f} | {row.images_per_s:.1f} | {train} |"
+        )
+    return "\n".join(lines)
