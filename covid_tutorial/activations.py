@@ -1,4 +1,11 @@
-"""activations."""
+"""Intermediate activations: what the layers of a trained network compute (notebook 07).
+
+:func:`activation_model` is one multi-output model over chosen layers,
+:func:`extract_activations` runs it in small batches; :func:`depth_layers` picks one layer
+per stage. :func:`activation_statistics` (sparsity, spatial entropy), :func:`input_resemblance`
+and :func:`channel_lesion_energy` summarise the maps per layer and class;
+:func:`maximize_filter_activation` draws the input a filter responds to most.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +17,21 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from .data import to_model_input
+from .images import to_model_input
 from .errors import CourseError
 from .explain import backbone_stages, quiet_keras, rank_correlation, upsample_maps
 from .explanation_quality import energy_inside
+
+__all__ = [
+    "depth_layers",
+    "activation_model",
+    "extract_activations",
+    "spatial_entropy",
+    "activation_statistics",
+    "input_resemblance",
+    "channel_lesion_energy",
+    "maximize_filter_activation",
+]
 
 
 def depth_layers(model: keras.Model) -> list[str]:

@@ -1,4 +1,15 @@
-"""bench."""
+"""Benchmarks: how fast the course's code runs on this machine, as ratios taken in one run.
+
+- :func:`benchmark_predict`: one image through ``model.predict`` against compiled variants
+  and the course predictor, and a batch's throughput (``covid-tutorial bench predict``);
+- :func:`benchmark_gradcam`: Grad-CAM and Score-CAM of one image against one compiled
+  forward pass (``covid-tutorial bench gradcam``);
+- :func:`benchmark_input_pipeline`: tf-keras ImageDataGenerator against the course's
+  tf.data pipeline (``covid-tutorial bench pipeline``);
+- :func:`speed_table`: images per second per model with mixed precision and XLA as
+  options (``covid-tutorial compare speed``); :func:`measure_inference` also gives the
+  comparison its latency column.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +23,8 @@ import pandas as pd
 import tensorflow as tf
 
 from . import __version__
-from .data import (
-    load_images,
-    one_hot,
-    to_model_input,
-)
+from .data import one_hot
+from .images import load_images, to_model_input
 from .errors import DataError
 from .explain import Explainer, GradCAM
 from .models import (
@@ -33,11 +41,26 @@ from .system import (
     machine_description,
     software_versions,
     time_call,
+    time_in_turns,
 )
 from .train import (
     build_for_comparison,
     compile_classifier,
 )
+
+__all__ = [
+    "benchmark_predict",
+    "format_benchmark",
+    "benchmark_gradcam",
+    "benchmark_input_pipeline",
+    "measure_inference",
+    "measure_training",
+    "speed_table",
+    "speed_markdown",
+    "format_gradcam_benchmark",
+    "format_input_pipeline_benchmark",
+    "append_speed_table",
+]
 
 
 def benchmark_predict(
@@ -90,13 +113,7 @@ def benchmark_predict(
     difference = float(np.abs(course.predict_arrays(one) - reference).max())
 
     say(f"latency: {warmup} warm-up and {repeats} timed calls of each variant, in turns")
-    for _ in range(warmup):
-        for call in variants.values():
-            call()
-    times = {name: [] for name in variants}
-    for _ in range(repeats):
-        for name, call in variants.items():
-            times[name].append(time_call(call))
+    times = time_in_turns(variants, repeats, warmup)
     base = np.median(times["model.predict"])
     latency = pd.DataFrame(
         [
@@ -117,12 +134,7 @@ def benchmark_predict(
         "model.predict": lambda: model.predict(many_rgb, batch_size=batch_size, verbose=0),
         "course predictor": lambda: course.predict_arrays(many),
     }
-    for call in batched.values():
-        call()
-    batch_times = {name: [] for name in batched}
-    for _ in range(batch_repeats):
-        for name, call in batched.items():
-            batch_times[name].append(time_call(call))
+    batch_times = time_in_turns(batched, batch_repeats, warmup=1)
     throughput = pd.DataFrame(
         [
             {"method": name, "batch_size": batch_size, "median_s": np.median(t), "images_per_s": batch_size / np.median(t)}
@@ -131,7 +143,7 @@ def benchmark_predict(
     )
     return {
         "run": str(loaded.folder),
-        "backbone": loaded.config["backbone"],
+        "backbone": loaded.config.backbone,
         "image_size": size,
         "course_predictor": f"BatchNorm folded, tf.function, XLA {'on' if course.jit_compile else 'off'}",
         "max_abs_difference": difference,
@@ -432,17 +444,54 @@ def speed_table(
 
 def speed_markdown(table: pd.DataFrame) -> str:
     """The speed table as Markdown, with what was measured and where."""
-    lines = [
-        f"Device: {table.attrs.get('device', table['device'].iloc[0])}; "
-        f"{table.attrs.get('versions', '')}; measured {table.attrs.get('date', '')}",
-        "",
-        "| model | px | batch | precision | XLA | latency ms (1 image) | inference images/s | training images/s |",
-        "|---|---:|---:|---|---|---:|---:|---:|",
-    ]
-    for row in table.itertuples():
-        train = f"{row.train_images_per_s:.1f}" if "train_images_per_s" in table else "-"
-        lines.append(
-            f"| {row.model} | {row.image_size} | {row.batch_size} | {row.precision} | {'on' if row.xla else 'off'} "
-            f"| {row.latency_ms:.1f} | {row.images_per_s:.1f} | {train} |"
-        )
-    return "\n".join(lines)
+    shown = pd.DataFrame({
+        "model": table["model"],
+        "px": table["image_size"],
+        "batch": table["batch_size"],
+        "precision": table["precision"],
+        "XLA": np.where(table["xla"], "on", "off"),
+        "latency ms (1 image)": table["latency_ms"],
+        "inference images/s": table["images_per_s"],
+        "training images/s": table["train_images_per_s"] if "train_images_per_s" in table else "-",
+    })  # fmt: skip
+    device = table.attrs.get("device", table["device"].iloc[0])
+    about = f"Device: {device}; {table.attrs.get('versions', '')}; measured {table.attrs.get('date', '')}"
+    return about + "\n\n" + shown.to_markdown(index=False, floatfmt=".1f")
+
+
+def format_gradcam_benchmark(result: dict) -> str:
+    """:func:`benchmark_gradcam`'s result as ``covid-tutorial bench gradcam`` prints it: JSON, then one sentence."""
+    import json
+
+    sentence = (
+        f"Grad-CAM of one image costs {result['gradcam_over_forward']:.2f} forward passes "
+        f"({result['gradcam_ms']:.1f} ms vs {result['forward_ms']:.1f} ms)"
+    )
+    if "scorecam_ms" in result:
+        sentence += f"; Score-CAM with {result['scorecam_maps']} maps costs {result['scorecam_over_forward']:.1f}."
+    else:
+        sentence += "."
+    return json.dumps(result, indent=2) + "\n" + sentence
+
+
+def format_input_pipeline_benchmark(result: pd.DataFrame) -> str:
+    """:func:`benchmark_input_pipeline`'s table as text, with the course pipeline's speed-up over the first row."""
+    ratio = result["later_epochs_images_per_s"].iloc[-1] / result["later_epochs_images_per_s"].iloc[0]
+    return (
+        result.to_string(index=False, float_format=lambda v: f"{v:.1f}")
+        + f"\nCourse pipeline against ImageDataGenerator as older tutorials use it (epochs 2+): {ratio:.1f}x"
+    )
+
+
+def append_speed_table(table: pd.DataFrame, folder):
+    """Append :func:`speed_table` rows to ``folder/speed.csv`` (header written once) and return its path.
+
+    Each device adds its own rows, named in the ``device`` column, so one file collects the
+    measurements of several machines.
+    """
+    from pathlib import Path
+
+    path = Path(folder) / "speed.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, mode="a", header=not path.is_file(), index=False)
+    return path

@@ -1,28 +1,19 @@
 """Compare: many backbones under one protocol, as Garg et al. (2022) compared 20 CNNs.
 
-The protocol (source 004 of the course: Garg, Salehi, La Rocca, Garner, Duncan, Expert
-Systems with Applications, 2022, doi:10.1016/j.eswa.2022.116540) in our words: split
-the *patients* into k folds, train every model on k-1 folds and test it on the last,
-repeat the whole k-fold R times with new folds, and report each metric per class as a
-mean with a 95% confidence interval over the k x R rounds. Every model sees exactly
-the same folds, so two models can be compared round by round.
+The protocol (Garg, Salehi, La Rocca, Garner, Duncan, Expert Systems with Applications,
+2022, doi:10.1016/j.eswa.2022.116540) in our words: split the *patients* into k folds,
+train every model on k-1 folds and test it on the last, repeat the whole k-fold R times
+with new folds, and report each metric per class as a mean with a 95% confidence
+interval over the k x R rounds. Every model sees exactly the same folds, so two models
+can be compared round by round.
 
-What this module adds to that protocol:
-
-- :data:`ZOO`: the paper's 20 backbones plus three modern references, and
-  :func:`zoo_table`, their parameters, multiply-accumulates and native resolution
-  computed from the Keras models themselves.
-- :func:`run_comparison`: the k-fold x R protocol for any list of backbones, appending
-  each (model, repeat, fold) result to a CSV file the moment it is known, so that a run
-  killed at any point resumes where it stopped, and several machines can share the work
-  (one results file each, merged when read).
-- :func:`summarize_results` (mean and 95% CI across rounds, naive and corrected),
-  :func:`corrected_resampled_ttest` and :func:`paired_tests` (Nadeau and Bengio 2003:
-  rounds of a k-fold share most of their training data, so their spread understates the
-  uncertainty; overlapping intervals are not a test), :func:`pareto_front` and
-  :func:`plot_pareto` (macro F1 against latency and size).
-- :func:`speed_table`: images per second per model, with mixed precision and XLA as
-  options, on whatever device runs it, named by :func:`device_name`.
+:func:`run_comparison` runs the protocol for any list of backbones, appending each
+(model, repeat, fold) result to a CSV file the moment it is known, so that a run killed
+at any point resumes where it stopped, and several machines can share the work (one
+results file each, merged when read: :func:`read_results`). :func:`write_report` writes
+the summary, the paired tests, the Pareto plot and ``report.md``. The statistics live in
+:mod:`covid_tutorial.metrics`, the zoo in :mod:`covid_tutorial.models`, the speed table in
+:mod:`covid_tutorial.bench`.
 
 The command line is ``covid-tutorial compare`` (see ``covid-tutorial compare --help``).
 Teaching material only: not for clinical use.
@@ -44,7 +35,8 @@ import numpy as np
 import pandas as pd
 
 from .bench import measure_inference
-from .data import dataset_from_arrays, load_dataset, load_images, one_hot
+from .data import dataset_from_arrays, load_dataset, one_hot
+from .images import load_images
 from .errors import CourseError, DataError, RunError
 from .figures import figure_to_png, plot_pareto
 from .labels import CLASS_NAMES
@@ -66,7 +58,13 @@ from .splits import (
     shared_patients,
     validation_rows,
 )
-from .system import device_name, local_time_now, software_versions, write_json
+from .system import (
+    device_name,
+    local_time_now,
+    refuse_output_inside,
+    software_versions,
+    write_json,
+)
 from .train import (
     EpochBatches,
     ExecutionOptions,
@@ -77,6 +75,30 @@ from .train import (
     seed_everything,
     train_two_stage,
 )
+
+__all__ = [
+    "RESULTS_GLOB",
+    "MANIFEST",
+    "FOLDS_FILE",
+    "RUN_COLUMNS",
+    "MUST_MATCH",
+    "results_columns",
+    "data_fingerprint",
+    "parse_shard",
+    "results_file_name",
+    "append_result",
+    "read_results",
+    "run_one",
+    "comparison_tasks",
+    "run_comparison",
+    "describe_comparison",
+    "report_tables",
+    "write_report",
+    "ZOO_COLUMNS",
+    "format_zoo_table",
+    "save_zoo_table",
+    "format_comparison",
+]
 
 # ---------------------------------------------------------------- folds and files
 
@@ -419,9 +441,7 @@ def run_comparison(
         table, data_name = data.reset_index(drop=True), f"a table of {len(data)} images"
     else:
         table, data_name = load_dataset(data, image_dir, label_map=label_map, unmapped=unmapped), str(data)
-        data_dir = Path(data) if Path(data).is_dir() else Path(data).parent
-        if out.resolve().is_relative_to(data_dir.resolve()):
-            raise DataError(f"{out}: inside the data folder {data_dir}; the course never writes into input data.")
+        refuse_output_inside(out, Path(data))
     class_names = [name for name in CLASS_NAMES if name in set(table["label"])]
     settings = {
         "data": data_name,
@@ -503,21 +523,6 @@ def describe_comparison(out) -> dict:
     return manifest
 
 
-def markdown_table(table: pd.DataFrame, index: bool = True, digits: int = 3) -> str:
-    """A DataFrame as a Markdown table (floats rounded to ``digits``), without extra packages."""
-    frame = table.reset_index() if index else table
-
-    def cell(value):
-        if isinstance(value, (float, np.floating)):
-            return "" if not np.isfinite(value) else f"{value:.{digits}f}"
-        return str(value)
-
-    names = [" / ".join(map(str, c)) if isinstance(c, tuple) else str(c) for c in frame.columns]
-    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join(lines)
-
-
 def report_tables(out, *, metric: str = "f1", leaders: int = 3) -> dict:
     """The tables of a comparison folder, computed from its results files, without writing anything.
 
@@ -527,7 +532,7 @@ def report_tables(out, *, metric: str = "f1", leaders: int = 3) -> dict:
     out = Path(out)
     results = read_results(out)
     if results.empty:
-        raise RunError(f"{out}: no finished runs in {RESULTS_GLOB}. Run `covid-tutorial compare DATA --out {out}` first.")
+        raise RunError(f"{out}: no finished runs in {RESULTS_GLOB}. Run `covid-tutorial compare run DATA --models NAME... --out {out}` first.")
     summary = summarize_results(results)
     return {
         "results": results,
@@ -572,15 +577,15 @@ def write_report(out, *, metric: str = "f1", leaders: int = 3) -> dict:
         "",
         "## Leaderboard (macro F1; 95% CI across rounds, corrected for shared training data)",
         "",
-        markdown_table(board),
+        board.reset_index().to_markdown(index=False, floatfmt=".3f"),
         "",
         "## Per class and macro (mean [corrected 95% CI])",
         "",
-        markdown_table(summary_table(summary)),
+        summary_table(summary).reset_index().to_markdown(index=False),
         "",
         "## Paired corrected resampled t-tests (Nadeau and Bengio 2003)",
         "",
-        markdown_table(tests, index=False, digits=4) if not tests.empty else "Fewer than two models.",
+        tests.to_markdown(index=False, floatfmt=".4f") if not tests.empty else "Fewer than two models.",
         "",
         "Teaching material only: not for clinical use.",
     ]
@@ -588,10 +593,37 @@ def write_report(out, *, metric: str = "f1", leaders: int = 3) -> dict:
     return tables
 
 
-__all__ = [
-    "ZOO", "PAPER_MODELS", "MODERN_REFERENCES", "EFFICIENTNETS", "resolve_models", "describe_backbone", "zoo_table",
-    "efficientnet_scaling", "device_name", "to_mixed_precision", "ExecutionOptions", "HostAugmentedBatches", "measure_inference",
-    "measure_training", "speed_table", "speed_markdown", "comparison_folds", "run_comparison", "read_results",
-    "results_long", "summarize_results", "corrected_resampled_ttest", "paired_tests", "pareto_front", "leaderboard",
-    "summary_table", "plot_pareto", "report_tables", "write_report", "describe_comparison", "markdown_table",
-]  # fmt: skip
+ZOO_COLUMNS = ["model", "family", "in_paper", "native_size", "params_M", "GMACs", "GFLOPs", "conv_layers", "blocks"]
+
+
+def format_zoo_table(table: pd.DataFrame) -> str:
+    """A :func:`covid_tutorial.models.zoo_table` as the Markdown table ``covid-tutorial compare zoo`` prints."""
+    return table[[c for c in ZOO_COLUMNS if c in table.columns]].to_markdown(index=False, floatfmt=".2f")
+
+
+def save_zoo_table(table: pd.DataFrame, folder) -> Path:
+    """Write a :func:`covid_tutorial.models.zoo_table` to ``folder/zoo.csv`` and return the path."""
+    path = Path(folder) / "zoo.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, index=False)
+    return path
+
+
+def format_comparison(tables: dict, out=None) -> str:
+    """The summary of a finished comparison (:func:`write_report`'s result) as the command line prints it.
+
+    Runs and devices, the leaderboard (macro F1 with its corrected 95% CI, size, latency,
+    throughput) and the paired corrected resampled t-tests; with ``out``, the files written there.
+    """
+    about, board, tests = tables["about"], tables["leaderboard"], tables["paired_tests"]
+    columns = ["rounds", "macro_f1", "ci_low_corrected", "ci_high_corrected", "params_M", "latency_ms", "images_per_s"]
+    lines = [
+        f"{about['runs']} runs on {'; '.join(about['devices'])}",
+        board[columns].reset_index().to_markdown(index=False, floatfmt=".3f"),
+    ]
+    if not tests.empty:
+        tested = ["model_a", "model_b", "rounds", "mean_difference", "t", "p_value", "p_naive", "p_holm"]
+        lines += ["", "Paired corrected resampled t-tests (macro F1):", tests[tested].to_markdown(index=False, floatfmt=".4f")]
+    if out is not None:
+        lines += ["", f"Wrote merged_results.csv, summary.csv, paired_tests.csv, pareto.png and report.md to {out}"]
+    return "\n".join(lines)

@@ -1,5 +1,12 @@
 """Errors that carry a message for a learner: what went wrong, which file, and what to do."""
 
+__all__ = [
+    "CourseError",
+    "DataError",
+    "RunError",
+    "DataWarning",
+]
+
 
 class CourseError(Exception):
     """Base class: the command line prints these as one clear message, without a traceback."""

@@ -1,4 +1,4 @@
-"""Explain: where a classifier looks, whether that picture can be trusted, and what its layers compute.
+"""Explanation maps: where a classifier looks, and whether that picture can be trusted (notebook 06).
 
 Grad-CAM (Selvaraju et al. 2017) weights each channel of a convolutional feature map
 by the average gradient of one class *score* with respect to it, sums the weighted
@@ -6,26 +6,16 @@ channels, and keeps the positive part. We take the score before the softmax (the
 ``head_logits`` layer): the gradient of a sum of softmax outputs is zero, because
 they always add up to one, which makes a map that is not about any class at all.
 
-The module follows notebooks 06 to 08:
-
-* **Maps** (notebook 06): our own :class:`GradCAM`, and Grad-CAM++, Score-CAM and
-  SmoothGrad saliency through tf-keras-vis, all behind one :class:`Explainer`.
+* **Maps**: our own :class:`GradCAM`, and Grad-CAM++, Score-CAM and SmoothGrad saliency
+  through tf-keras-vis, all behind one :class:`Explainer`; :func:`compute_heatmaps` runs
+  several methods at once.
 * **Sanity checks** (Adebayo et al. 2018): :func:`randomization_test` re-initialises
   the top layers and measures how much the map changes (Spearman rank correlation);
   :func:`class_contrast` compares the maps of two classes on the same image.
-* **Measured quality** on phantoms, whose lesion masks are known:
-  :func:`pointing_game`, :func:`energy_inside`, :func:`deletion_scores` (faithfulness),
-  joined per method and class by :func:`explanation_quality` and :func:`summarize_quality`.
-* **Intermediate activations** (notebook 07): :func:`depth_layers`,
-  :func:`extract_activations`, :func:`activation_statistics`,
-  :func:`maximize_filter_activation`.
-* **Shortcut learning** (notebook 08): :func:`energy_in_box`, :func:`mask_outside_box`,
-  :func:`write_masked_dataset`.
-* **Speed**: :func:`benchmark_gradcam`; the command line runs it as
-  ``covid-tutorial bench gradcam``.
 
 Every map is a float array in 0..1 (divided by its own maximum); methods that work at a
 layer's resolution are resized to the input size with :func:`upsample_maps` (bilinear).
+How good the maps are is measured in :mod:`covid_tutorial.explanation_quality`.
 """
 
 from __future__ import annotations
@@ -41,11 +31,31 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from .data import to_model_input
+from .images import to_model_input
 from .errors import CourseError
-from .models import HEAD_LAYERS, _stage_prefix, backbone_layers, last_feature_layer
+from .models import HEAD_LAYERS, stage_prefix, backbone_layers, last_feature_layer
 
-METHODS = ("gradcam", "gradcam++", "scorecam", "saliency")
+__all__ = [
+    "EXPLANATION_METHODS",
+    "METHOD_TITLES",
+    "SCORE_LAYER",
+    "target_layer",
+    "logits_model",
+    "class_indices",
+    "normalize_maps",
+    "upsample_maps",
+    "quiet_keras",
+    "GradCAM",
+    "Explainer",
+    "compute_heatmaps",
+    "rank_correlation",
+    "backbone_stages",
+    "randomize_top_layers",
+    "randomization_test",
+    "class_contrast",
+]
+
+EXPLANATION_METHODS = ("gradcam", "gradcam++", "scorecam", "saliency")
 METHOD_TITLES = {
     "gradcam": "Grad-CAM",
     "gradcam++": "Grad-CAM++",
@@ -209,15 +219,13 @@ class Explainer:
         batch_size: int = 8,
         seed: int = 0,
     ):
-        if method not in METHODS:
-            raise CourseError(f"Unknown method {method!r}. Choose one of: {', '.join(METHODS)}.")
+        if method not in EXPLANATION_METHODS:
+            raise CourseError(f"Unknown method {method!r}. Choose one of: {', '.join(EXPLANATION_METHODS)}.")
         self.method, self.model = method, model
         self.layer_name = None if method == "saliency" else target_layer(model, layer_name)
         self.max_maps, self.batch_size, self.seed = int(max_maps), int(batch_size), seed
         self.smooth_samples, self.smooth_noise = int(smooth_samples), float(smooth_noise)
         self.input_size = tuple(model.input.shape[1:3])
-        if self.layer_name is not None:
-            self._layer_size = tuple(model.get_layer(self.layer_name).output.shape[1:3])
         if method == "gradcam":
             self._tool = GradCAM(model, self.layer_name, score_layer)
             return
@@ -228,10 +236,6 @@ class Explainer:
         tool = {"gradcam++": GradcamPlusPlus, "scorecam": Scorecam, "saliency": Saliency}[method]
         # The logits model shares the trained weights; Score-CAM applies the softmax itself.
         self._tool = tool(logits_model(model, score_layer), clone=False)
-
-    @property
-    def title(self) -> str:
-        return METHOD_TITLES[self.method]
 
     def _library_map(self, image, class_index: int) -> np.ndarray:
         """One tf-keras-vis map (1, h, w) of one image: see the class docstring for why one."""
@@ -306,7 +310,7 @@ def backbone_stages(model: keras.Model) -> list[tuple[str, list[str]]]:
     """
     groups: list[tuple[str, list[str]]] = []
     for layer in backbone_layers(model):
-        prefix = _stage_prefix(layer.name)
+        prefix = stage_prefix(layer.name)
         if groups and groups[-1][0] == prefix:
             groups[-1][1].append(layer.name)
         else:

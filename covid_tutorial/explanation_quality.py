@@ -1,4 +1,13 @@
-"""explanation_quality."""
+"""How good an explanation map is, measured against known lesions (notebook 06).
+
+The phantoms come with a lesion mask per image, so a map can be scored: the
+:func:`pointing_game` (does the map's peak fall on a lesion?), :func:`energy_inside` (the
+share of the map's mass inside the lesion, next to the lesion's share of the image,
+which is chance) and faithfulness, :func:`deletion_scores` (does removing the map's top
+pixels lower the class probability more than removing as many random pixels?).
+:func:`explanation_quality` scores every image and method, :func:`summarize_quality`
+averages per method and class.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +19,22 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from .data import pad_and_resize, read_image, to_model_input
+from .images import pad_and_resize, read_image, to_model_input
 from .errors import CourseError
-from .explain import class_indices, quiet_keras, upsample_maps
+from .explain import METHOD_TITLES, class_indices, quiet_keras, upsample_maps
+
+__all__ = [
+    "resolve_mask_path",
+    "load_masks",
+    "pointing_game",
+    "energy_inside",
+    "probability_function",
+    "remove_pixels",
+    "deletion_scores",
+    "explanation_quality",
+    "summarize_quality",
+    "quality_text",
+]
 
 
 def resolve_mask_path(path) -> Path | None:
@@ -236,3 +258,14 @@ def summarize_quality(per_image: pd.DataFrame) -> pd.DataFrame:
     )
     table["faithfulness"] = table["drop_top"] - table["drop_random"]
     return table.reset_index()
+
+
+def quality_text(summary: pd.DataFrame, fraction: float = 0.1) -> str:
+    """:func:`summarize_quality`'s table as text, with what each column means."""
+    shown = summary.assign(method=summary["method"].map(METHOD_TITLES))
+    return (
+        shown.to_string(index=False, float_format=lambda v: f"{v:.3f}")
+        + "\npointing_hit_rate and energy_inside: images with a lesion only; chance_level: the lesion's "
+        f"share of the image; faithfulness: confidence drop when the top {fraction:.0%} of the map's "
+        "pixels are removed minus the drop for as many random pixels."
+    )

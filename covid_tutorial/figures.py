@@ -1,7 +1,8 @@
-"""Report: the figures of the course and a self-contained HTML page that shows them.
+"""Figures: every plot of the course, heatmap overlays, and the self-contained HTML report.
 
 Figures are built on ``matplotlib.figure.Figure`` (no pyplot state), so the same
-functions draw in a notebook, in the command line and in tests.
+functions draw in a notebook, in the command line and in tests. Overlays
+(:func:`overlay_heatmap`, :func:`overlay_with_outline`) are RGB uint8 arrays drawn with OpenCV.
 """
 
 from __future__ import annotations
@@ -22,6 +23,26 @@ from . import NOT_FOR_CLINICAL_USE
 from .metrics import (
     reliability_table,
 )
+
+__all__ = [
+    "plot_confusion_matrix",
+    "plot_roc_curves",
+    "plot_training_curves",
+    "plot_image_grid",
+    "figure_to_png",
+    "write_html_report",
+    "plot_precision_recall_curves",
+    "plot_reliability_diagram",
+    "plot_threshold_tradeoff",
+    "error_order",
+    "plot_error_gallery",
+    "feature_map_grid",
+    "draw_mask_outline",
+    "overlay_with_outline",
+    "plot_map_grid",
+    "overlay_heatmap",
+    "plot_pareto",
+]
 
 
 def plot_confusion_matrix(confusion: np.ndarray, class_names) -> Figure:

@@ -25,6 +25,31 @@ import math
 import numpy as np
 import pandas as pd
 
+__all__ = [
+    "same_padding",
+    "conv_output_size",
+    "conv2d_numpy",
+    "pool2d_numpy",
+    "conv2d_params",
+    "dense_params",
+    "layer_costs",
+    "count_macs",
+    "build_lenet5",
+    "build_alexnet",
+    "build_small_cnn",
+    "architecture_costs",
+    "QUOTED_IMAGENET_RESULTS",
+    "TEXTURE_CLASSES",
+    "make_texture_task",
+    "build_deep_cnn",
+    "build_plain_cnn",
+    "build_residual_cnn",
+    "gradient_norms",
+    "basic_residual_block",
+    "bottleneck_residual_block",
+    "conv_layer_census",
+]
+
 # ---------------------------------------------------------------- convolution arithmetic
 
 

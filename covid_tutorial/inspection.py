@@ -21,8 +21,17 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from .data import load_dataset, read_image
+from .data import load_dataset
+from .images import read_image
 from .errors import DataError, DataWarning
+
+__all__ = [
+    "NEAR_DUPLICATE_BITS",
+    "perceptual_hash",
+    "inspect_dataset",
+    "format_inspection",
+    "inspection_text",
+]
 
 # Hamming distance (of 255 bits) up to which two images count as near copies. Measured on
 # the phantoms, whose anatomy is far more alike than real radiographs: a resized and
@@ -183,7 +192,7 @@ def format_inspection(report: dict) -> str:
     return "\n".join(lines)
 
 
-def main_inspect(source, images=None, as_json: bool = False) -> str:
+def inspection_text(source, images=None, as_json: bool = False) -> str:
     report = inspect_dataset(source, images, progress=not as_json)
     if not report["images"]:
         raise DataError(f"{source}: no images to inspect.")

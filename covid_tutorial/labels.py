@@ -6,6 +6,14 @@ import re
 
 from .errors import DataError
 
+__all__ = [
+    "CLASS_NAMES",
+    "COVID_TOKENS",
+    "NORMAL_TOKENS",
+    "PNEUMONIA_TOKENS",
+    "map_label",
+]
+
 CLASS_NAMES = ("COVID-19", "Normal", "Pneumonia")
 
 # Label tokens, compared after lower-casing and dropping everything but letters and digits,

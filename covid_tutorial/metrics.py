@@ -1,14 +1,26 @@
-"""Metrics a clinician would ask for, with honest uncertainty.
+"""Metrics a clinician would ask for, with honest uncertainty, and the statistics of a comparison.
 
 Per class (one against the rest) and macro-averaged: accuracy, sensitivity (recall),
 specificity, precision, F1 and ROC-AUC, computed with scikit-learn. Confidence
-intervals come from a bootstrap over *patients*, not images: images of one patient
-are alike, so resampling images would pretend we had more independent evidence.
+intervals come from a bootstrap over *patients*, not images (:func:`patient_bootstrap`):
+images of one patient are alike, so resampling images would pretend we had more
+independent evidence.
+
+Operating thresholds: :func:`threshold_for_sensitivity` picks, on validation patients,
+the highest threshold on p(COVID-19) that reaches a target sensitivity; :func:`decide`
+applies it; :func:`operating_point` scores the decisions. Calibration:
+:func:`reliability_table`.
+
+Across the rounds of a repeated k-fold (:mod:`covid_tutorial.compare`):
+:func:`summarize_results` (mean and 95% CI, naive and corrected),
+:func:`corrected_resampled_ttest` and :func:`paired_tests` (Nadeau and Bengio 2003),
+Holm's adjustment, :func:`pareto_front` and :func:`leaderboard`.
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 import math
 
 import numpy as np
@@ -22,6 +34,30 @@ from sklearn.metrics import (
 
 from .errors import DataError
 from .models import resolve_models
+
+__all__ = [
+    "METRIC_NAMES",
+    "classification_metrics",
+    "patient_bootstrap",
+    "metrics_wide",
+    "summarize_folds",
+    "metrics_to_json",
+    "reliability_table",
+    "threshold_for_sensitivity",
+    "decide",
+    "operating_point",
+    "summarize_results",
+    "corrected_resampled_ttest",
+    "holm",
+    "paired_tests",
+    "pareto_front",
+    "leaderboard",
+    "summary_table",
+    "KEY_COLUMNS",
+    "metric_column",
+    "metric_columns",
+    "results_long",
+]
 
 METRIC_NAMES = ("accuracy", "sensitivity", "specificity", "precision", "f1", "roc_auc")
 
@@ -73,42 +109,45 @@ def classification_metrics(
     y_prob = np.asarray(y_prob, dtype=float)
     n_classes = len(class_names)
     point = _metric_matrix(y_true, y_prob, n_classes)
-    groups = np.arange(len(y_true)) if groups is None else np.asarray(groups)
-    patients, inverse = np.unique(groups, return_inverse=True)
-    rows_of = [np.flatnonzero(inverse == p) for p in range(len(patients))]
-    rng = np.random.default_rng(seed)
-    rounds = []
-    for _ in range(n_bootstrap):
-        chosen = rng.integers(0, len(patients), len(patients))
-        rows = np.concatenate([rows_of[p] for p in chosen])
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rounds.append(_metric_matrix(y_true[rows], y_prob[rows], n_classes))
-    alpha = (1 - confidence) / 2
-    if rounds:
-        with np.errstate(invalid="ignore"), _quiet_nan_warnings():
-            low = np.nanquantile(np.stack(rounds), alpha, axis=0)
-            high = np.nanquantile(np.stack(rounds), 1 - alpha, axis=0)
-    else:
-        low = high = np.full_like(point, np.nan)
+    low, high, n_patients = patient_bootstrap(
+        lambda rows: _metric_matrix(y_true[rows], y_prob[rows], n_classes),
+        len(y_true), groups, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed, shape=point.shape,
+    )
     records = []
     for r, name in enumerate([*class_names, "macro"]):
         for c, metric in enumerate(METRIC_NAMES):
             records.append((name, metric, point[r, c], low[r, c], high[r, c]))
     table = pd.DataFrame(records, columns=["class", "metric", "value", "ci_low", "ci_high"])
-    table.attrs.update(n_images=len(y_true), n_patients=len(patients), n_bootstrap=n_bootstrap)
+    table.attrs.update(n_images=len(y_true), n_patients=n_patients, n_bootstrap=n_bootstrap)
     return table
 
 
-class _quiet_nan_warnings:
-    def __enter__(self):
-        import warnings
+def patient_bootstrap(statistic, n_rows: int, groups=None, *, n_bootstrap: int = 1000, confidence: float = 0.95,
+                      seed: int = 0, shape=()) -> tuple[np.ndarray, np.ndarray, int]:
+    """Percentile interval of ``statistic(rows)`` over bootstrap resamples of whole patients.
 
-        self._catch = warnings.catch_warnings()
-        self._catch.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc):
-        self._catch.__exit__(*exc)
+    Each round draws as many patients as there are, with replacement, and keeps all images
+    of each drawn patient: images of one patient are alike, so resampling images would
+    pretend there was more independent evidence. ``groups`` holds each row's patient id
+    (default: every row its own patient). Returns ``(low, high, number of patients)``;
+    without rounds the interval is NaN of ``shape``.
+    """
+    groups = np.arange(n_rows) if groups is None else np.asarray(groups)
+    patients, inverse = np.unique(groups, return_inverse=True)
+    rows_of = [np.flatnonzero(inverse == p) for p in range(len(patients))]
+    rng = np.random.default_rng(seed)
+    rounds = []
+    for _ in range(n_bootstrap):
+        rows = np.concatenate([rows_of[p] for p in rng.integers(0, len(patients), len(patients))])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rounds.append(statistic(rows))
+    if not rounds:
+        return np.full(shape, np.nan), np.full(shape, np.nan), len(patients)
+    alpha = (1 - confidence) / 2
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a class absent from a round: NaN, skipped
+        low, high = np.nanquantile(np.stack(rounds), [alpha, 1 - alpha], axis=0)
+    return low, high, len(patients)
 
 
 def metrics_wide(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
@@ -245,22 +284,14 @@ def operating_point(
     is_positive = np.asarray(y_true) == k
     said_positive = decide(probabilities, class_names, positive=positive, threshold=threshold) == k
     point = _binary_rates(is_positive, said_positive)
-    groups = np.arange(len(is_positive)) if groups is None else np.asarray(groups)
-    _, inverse = np.unique(groups, return_inverse=True)
-    rows_of = [np.flatnonzero(inverse == g) for g in range(inverse.max() + 1)]
-    rng = np.random.default_rng(seed)
-    rounds = []
-    for _ in range(n_bootstrap):
-        rows = np.concatenate([rows_of[g] for g in rng.integers(0, len(rows_of), len(rows_of))])
-        rounds.append(_binary_rates(is_positive[rows], said_positive[rows]))
-    alpha = (1 - confidence) / 2
-    with np.errstate(invalid="ignore"):
-        low = np.nanquantile(np.array(rounds), alpha, axis=0) if rounds else np.full(4, np.nan)
-        high = np.nanquantile(np.array(rounds), 1 - alpha, axis=0) if rounds else np.full(4, np.nan)
+    low, high, n_patients = patient_bootstrap(
+        lambda rows: _binary_rates(is_positive[rows], said_positive[rows]),
+        len(is_positive), groups, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed, shape=point.shape,
+    )
     table = pd.DataFrame(
         {"metric": ["sensitivity", "specificity", "precision", "npv"], "value": point, "ci_low": low, "ci_high": high}
     )
-    table.attrs.update(threshold=threshold, positive=positive, n_images=len(is_positive), n_patients=len(rows_of))
+    table.attrs.update(threshold=threshold, positive=positive, n_images=len(is_positive), n_patients=n_patients)
     return table
 
 

@@ -1,9 +1,13 @@
-"""Models: any keras.applications backbone as one flat classifier graph.
+"""Models: any keras.applications backbone as one flat classifier graph, and the zoo.
 
 ``build_classifier`` wires ``image -> augment -> preprocess -> backbone layers -> head``
 into a single functional model: no nested sub-model, so Grad-CAM tools can reach every
 layer by name. Each backbone gets its own input scaling inside the model, so a saved
 model takes raw 0..255 RGB images and nobody has to remember how to preprocess.
+
+:data:`ZOO` holds the 20 backbones of Garg et al. (2022) and three newer references;
+:func:`zoo_table` reads their parameters, multiply-accumulates and native resolution off
+the Keras models, :func:`efficientnet_scaling` the compound scaling of B0 to B7.
 """
 
 from __future__ import annotations
@@ -19,6 +23,40 @@ from keras import ops
 
 from .errors import CourseError
 from .fundamentals import layer_costs
+
+__all__ = [
+    "HEAD_LAYERS",
+    "INPUT_LAYERS",
+    "Backbone",
+    "BACKBONES",
+    "get_backbone",
+    "BackbonePreprocessing",
+    "RandomAffine",
+    "CUSTOM_LAYERS",
+    "build_classifier",
+    "use_fast_batchnorm_statistics",
+    "load_backbone_weights",
+    "backbone_layers",
+    "stage_prefix",
+    "default_fine_tune_layers",
+    "set_trainable_stage",
+    "count_trainable_parameters",
+    "is_flat",
+    "last_feature_layer",
+    "ALPHA",
+    "BETA",
+    "GAMMA",
+    "EFFICIENTNETS",
+    "PAPER_MODELS",
+    "MODERN_REFERENCES",
+    "ZOO",
+    "MODEL_GROUPS",
+    "resolve_models",
+    "model_family",
+    "describe_backbone",
+    "zoo_table",
+    "efficientnet_scaling",
+]
 
 HEAD_LAYERS = ("head_pool", "head_dropout", "head_logits", "predictions")
 INPUT_LAYERS = ("image", "augment", "preprocess")
@@ -154,6 +192,10 @@ class RandomAffine(keras.layers.Layer):
         }
 
 
+# The course's own layers: a saved classifier needs them to load.
+CUSTOM_LAYERS = (BackbonePreprocessing, RandomAffine)
+
+
 def build_classifier(
     backbone: str = "resnet50",
     num_classes: int = 3,
@@ -224,7 +266,9 @@ def backbone_layers(model: keras.Model) -> list:
     return [layer for layer in model.layers if layer.name not in skip]
 
 
-def _stage_prefix(name: str) -> str:
+def stage_prefix(name: str) -> str:
+    """The stage a backbone layer belongs to, from its name: "conv4" for "conv4_block2_out",
+    "block6" for EfficientNet's "block6a_expand_conv"."""
     head = name.split("_")[0]
     return head.rstrip("abcdefghijklmnop") if head.startswith("block") else head
 
@@ -233,7 +277,7 @@ def default_fine_tune_layers(model: keras.Model) -> int:
     """How many backbone layers make up its last stage (conv5 of a ResNet, block7 of an EfficientNet)."""
     layers = backbone_layers(model)
     tail_names = {"top", "post", "bn", "relu", "avg", "layer"}
-    prefixes = [_stage_prefix(layer.name) for layer in layers]
+    prefixes = [stage_prefix(layer.name) for layer in layers]
     last_stage = next(p for p in reversed(prefixes) if p not in tail_names)
     first = prefixes.index(last_stage)
     return len(layers) - first

@@ -59,6 +59,21 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from .errors import DataError
+
+__all__ = [
+    "PHANTOM_FINDINGS",
+    "METADATA_COLUMNS",
+    "IMAGE_FOLDER",
+    "MASK_FOLDER",
+    "METADATA_FILENAME",
+    "STAMP_FILENAME",
+    "MASK_THRESHOLD",
+    "MAX_STUDIES",
+    "generate_phantoms",
+    "phantom_counts",
+]
+
 PHANTOM_FINDINGS = {
     "COVID-19": "Pneumonia/Viral/COVID-19",
     "Pneumonia": "Pneumonia/Bacterial/Streptococcus",
@@ -552,14 +567,14 @@ def _check_out_dir(out_dir: Path) -> None:
     if not out_dir.exists():
         return
     if not out_dir.is_dir():
-        raise ValueError(f"{out_dir} exists and is not a folder; choose another --out.")
+        raise DataError(f"{out_dir} exists and is not a folder; choose another --out.")
     entries = sorted(out_dir.iterdir())
     if not entries:
         return
     if not (out_dir / STAMP_FILENAME).is_file() or not _is_our_stamp(
         out_dir / STAMP_FILENAME
     ):
-        raise ValueError(
+        raise DataError(
             f"{out_dir} is not empty and was not written by generate_phantoms "
             f"(no {STAMP_FILENAME} in it). Phantoms never overwrite a folder they did "
             "not make: choose a new or empty folder, e.g. data/phantoms-ci."
@@ -577,7 +592,7 @@ def _check_out_dir(out_dir: Path) -> None:
             foreign.append(folder)
     if foreign:
         listed = ", ".join(str(entry) for entry in sorted(foreign)[:5])
-        raise ValueError(
+        raise DataError(
             f"{out_dir} holds an earlier phantom set but also other files ({listed}). "
             "Move them away or choose another folder; phantoms never overwrite them."
         )
@@ -630,6 +645,13 @@ def _patient_rows(patient_index, kind, seed, study_count, marker_class, marker_r
     return rows
 
 
+def phantom_counts(table: pd.DataFrame) -> pd.DataFrame:
+    """Patients and images per finding of a phantom metadata table."""
+    counts = table.groupby("finding")["patientid"].agg(["nunique", "size"])
+    counts.columns = ["patients", "images"]
+    return counts
+
+
 def generate_phantoms(
     out_dir,
     patients: int = 60,
@@ -658,16 +680,16 @@ def generate_phantoms(
     earlier phantom set.
     """
     if int(patients) != patients or patients < 1:
-        raise ValueError(f"patients must be a positive whole number, got {patients!r}.")
+        raise DataError(f"patients must be a positive whole number, got {patients!r}.")
     if int(size) != size or size < 32:
-        raise ValueError(f"size must be a whole number of pixels >= 32, got {size!r}.")
+        raise DataError(f"size must be a whole number of pixels >= 32, got {size!r}.")
     if marker_class is not None and marker_class not in PHANTOM_FINDINGS:
-        raise ValueError(
+        raise DataError(
             f"marker_class must be one of {', '.join(PHANTOM_FINDINGS)} or None, "
             f"got {marker_class!r}."
         )
     if not 0.0 <= marker_rate <= 1.0:
-        raise ValueError(f"marker_rate must lie between 0 and 1, got {marker_rate!r}.")
+        raise DataError(f"marker_rate must lie between 0 and 1, got {marker_rate!r}.")
     patients, size, seed = int(patients), int(size), int(seed)
 
     out_dir = Path(out_dir)

@@ -1,18 +1,16 @@
-"""Pipeline: the course's steps joined end to end, as the command line runs them.
+"""Workflows: the course's steps joined end to end, as the command line runs them.
 
-A RUN folder describes itself: ``config.json`` (classes, image size, preprocessing,
-backbone, training settings, versions, RUN format), ``model.keras`` (loaded in Keras safe
-mode), ``history.csv``, ``splits.csv`` (every image with its patient, split and content
-digest) and, after evaluation, ``metrics.json``, ``metrics.csv``, ``predictions.csv`` and
-``figures/`` (the demo adds ``report.html``). While training runs, ``checkpoint/`` holds
-what ``--resume`` needs. :func:`train_run`, :func:`evaluate_run` and :func:`load_run` are
-what ``covid-tutorial train``, ``evaluate`` and ``predict`` call.
+:func:`train_run` trains a classifier into a RUN folder (its format: :mod:`covid_tutorial.runs`),
+:func:`evaluate_run` scores a RUN on any data, :func:`explain_run` draws and measures its
+heatmaps, :func:`save_gradcam_overlays` explains single predictions, and :func:`run_demo`
+does all of it on the phantoms and writes an HTML report. These are what
+``covid-tutorial train``, ``evaluate``, ``explain``, ``predict --gradcam`` and ``demo`` call.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import json
 import os
 import platform
 import shutil
@@ -21,16 +19,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
+from sklearn.metrics import confusion_matrix
 
 from . import __version__
-from .data import (
-    dataset_from_arrays,
-    ensure_phantoms,
-    load_dataset,
-    load_images,
-    one_hot,
-    to_model_input,
-)
+from .data import dataset_from_arrays, ensure_phantoms, load_dataset, one_hot
+from .images import load_images, to_model_input
 from .errors import CourseError, DataError, RunError
 from .explain import GradCAM, compute_heatmaps
 from .explanation_quality import (
@@ -50,32 +43,49 @@ from .figures import (
     write_html_report,
 )
 from .labels import CLASS_NAMES
-from .metrics import classification_metrics, metrics_to_json, metrics_wide
+from .metrics import classification_metrics, metrics_wide
 from .models import (
     build_classifier,
     get_backbone,
 )
 from .predict import Predictor
-from .profiles import PROFILES, WEIGHTS_ENV_VAR, get_profile
+from .profiles import get_profile, trains_in_two_stages
 from .runs import (
-    RUN_FORMAT,
     TRAINING_SETTINGS,
     LoadedRun,
-    _check_same_split,
+    RunConfig,
+    TrainingSettings,
+    check_same_split,
     load_run,
     read_run_config,
+    read_splits,
+    trained_or_validated_digests,
     write_evaluation,
+    write_run_config,
+    write_splits,
 )
 from .splits import split_by_patient
-from .system import refuse_output_inside, release_memory, sha1_of_file, write_json
+from .system import refuse_output_inside, release_memory, sha1_of_file
 from .train import (
     EpochBatches,
     TrainingCheckpoint,
     class_weights,
+    inference_copy,
     predict_probabilities,
     seed_everything,
     train_two_stage,
 )
+
+__all__ = [
+    "train_run",
+    "score_predictions",
+    "evaluate_split",
+    "evaluate_run",
+    "gradcam_gallery",
+    "run_demo",
+    "explain_run",
+    "save_gradcam_overlays",
+]
 
 
 def _say(step: str, progress: bool) -> None:
@@ -83,57 +93,40 @@ def _say(step: str, progress: bool) -> None:
         print(f"==> {step}", flush=True)
 
 
-def two_stage_recipe(profile=None) -> bool:
-    """Whether a profile trains in two stages (frozen backbone, then fine-tuning).
-
-    The recipe follows the profile's weights *as the profile defines them*: with
-    ``COVID_TUTORIAL_WEIGHTS=none`` (offline, or measuring memory) the ``cpu`` and ``gpu``
-    profiles keep their two stages on random weights, so that a run costs the time and
-    memory it costs with ImageNet weights. Only a profile without weights of its own
-    (``ci``) trains every layer from the start.
-    """
-    profile = get_profile(profile)
-    defined = PROFILES.get(profile.name)
-    forced_off = os.environ.get(WEIGHTS_ENV_VAR, "").strip().lower() == "none"
-    intended = defined.weights if defined is not None and forced_off else profile.weights
-    return intended is not None
-
-
-def _resolve_settings(profile, requested: dict) -> dict:
+def _resolve_settings(profile, requested: dict) -> TrainingSettings:
     spec = get_backbone(requested["backbone"] or "resnet50")
-    size = requested["image_size"] or profile.image_size or spec.native_size
-    return {
-        "backbone": spec.name,
-        "image_size": size,
-        "batch_size": requested["batch_size"] or profile.batch_size,
-        "head_epochs": profile.head_epochs if requested["head_epochs"] is None else requested["head_epochs"],
-        "fine_tune_epochs": (
+    return TrainingSettings(
+        backbone=spec.name,
+        image_size=requested["image_size"] or profile.image_size or spec.native_size,
+        batch_size=requested["batch_size"] or profile.batch_size,
+        head_epochs=profile.head_epochs if requested["head_epochs"] is None else requested["head_epochs"],
+        fine_tune_epochs=(
             profile.fine_tune_epochs if requested["fine_tune_epochs"] is None else requested["fine_tune_epochs"]
         ),
-        "fine_tune_layers": requested["fine_tune_layers"],
-        "seed": requested["seed"] if requested["seed"] is not None else 0,
-        "weights": profile.weights,
-        "two_stages": two_stage_recipe(profile),
-        "learning_rate": requested["learning_rate"] or profile.learning_rate,
-        "profile": profile.name,
-        "bootstrap_rounds": profile.bootstrap_rounds,
-    }
+        fine_tune_layers=requested["fine_tune_layers"],
+        seed=requested["seed"] if requested["seed"] is not None else 0,
+        weights=profile.weights,
+        two_stages=trains_in_two_stages(profile),
+        learning_rate=requested["learning_rate"] or profile.learning_rate,
+        profile=profile.name,
+        bootstrap_rounds=profile.bootstrap_rounds,
+    )
 
 
-def _settings_for_resume(out: Path, requested: dict) -> dict:
+def _settings_for_resume(out: Path, requested: dict) -> TrainingSettings:
     config = read_run_config(out)
-    if config.get("status") == "complete":
+    if config.status == "complete":
         raise RunError(
             f"{out}: this run finished training; there is nothing to resume. Evaluate it "
             f"(`covid-tutorial evaluate {out} DATA`) or train a new run in another folder."
         )
-    settings = config["training"]
+    settings = config.training
     if requested["backbone"] is not None:
         requested = {**requested, "backbone": get_backbone(requested["backbone"]).name}
     clashes = [
-        f"{key} {requested[key]} (the run has {settings[key]})"
+        f"{key} {requested[key]} (the run has {getattr(settings, key)})"
         for key in TRAINING_SETTINGS
-        if requested.get(key) is not None and requested[key] != settings[key]
+        if requested.get(key) is not None and requested[key] != getattr(settings, key)
     ]
     if clashes:
         raise RunError(
@@ -207,8 +200,8 @@ def train_run(
             )
         settings = _resolve_settings(profile, requested)
         shutil.rmtree(checkpoint_dir, ignore_errors=True)  # never resume an older run by accident
-    spec = get_backbone(settings["backbone"])
-    size, batch_size, seed = settings["image_size"], settings["batch_size"], settings["seed"]
+    spec = get_backbone(settings.backbone)
+    size, batch_size, seed = settings.image_size, settings.batch_size, settings.seed
     out.mkdir(parents=True, exist_ok=True)
 
     _say(f"Loading {data}", progress)
@@ -218,41 +211,33 @@ def train_run(
     table = table.reset_index(drop=True)
     table.insert(4, "sha1", [sha1_of_file(path) for path in table["path"]])
     if resume:
-        _check_same_split(out, table)
+        check_same_split(out, table)
     else:
-        table.to_csv(out / "splits.csv", index=False)
+        write_splits(out, table)
     counts = table.groupby(["split", "label"]).size().unstack(fill_value=0)
     if progress:
         print(counts.to_string(), flush=True)
 
-    config = {
-        "run_format": RUN_FORMAT,
-        "status": "training",
-        "class_names": class_names,
-        "backbone": spec.name,
-        "image_size": size,
-        "input": "raw RGB in 0..255 (grayscale repeated over 3 channels); scaling is inside the model",
-        "preprocessing": spec.preprocessing,
-        "resize": "pad to square with black, then resize (cv2.INTER_AREA)",
-        "weights": settings["weights"],
-        "profile": settings["profile"],
-        "seed": seed,
-        "batch_size": batch_size,
-        "training": settings,
-        "data": str(data),
-        "versions": {
+    config = RunConfig(
+        class_names=tuple(class_names),
+        backbone=spec.name,
+        image_size=size,
+        preprocessing=spec.preprocessing,
+        training=settings,
+        data=str(data),
+        versions={
             "covid_tutorial": __version__,
             "tensorflow": tf.__version__,
             "keras": keras.__version__,
             "python": platform.python_version(),
         },
-    }
-    write_json(out / "config.json", config)
+    )
+    write_run_config(out, config)
 
     part = {name: (table["split"] == name).to_numpy() for name in ("train", "val")}
     labels = one_hot(table["label"], class_names)
     fingerprint = {
-        **{key: settings[key] for key in TRAINING_SETTINGS},
+        **{key: getattr(settings, key) for key in TRAINING_SETTINGS},
         "class_names": class_names,
         "training_images": hashlib.sha1("".join(table.loc[part["train"], "sha1"]).encode()).hexdigest(),
     }
@@ -269,8 +254,8 @@ def train_run(
                 f"this run needs {size} px and {len(class_names)} classes"
             )
     else:
-        _say(f"Building {spec.name} at {size}px (weights: {settings['weights']})", progress)
-        model = build_classifier(spec.name, len(class_names), size, weights=settings["weights"], seed=seed)
+        _say(f"Building {spec.name} at {size}px (weights: {settings.weights})", progress)
+        model = build_classifier(spec.name, len(class_names), size, weights=settings.weights, seed=seed)
     train_batches = EpochBatches(images[part["train"]], labels[part["train"]], batch_size=batch_size, seed=seed)
     val_ds = dataset_from_arrays(images[part["val"]], labels[part["val"]], batch_size=batch_size)
     _say("Training", progress)
@@ -278,13 +263,12 @@ def train_run(
         model,
         train_batches,
         val_ds,
-        pretrained=settings.get("two_stages", settings["weights"] is not None),
-        head_epochs=settings["head_epochs"],
-        fine_tune_epochs=settings["fine_tune_epochs"],
-        learning_rate=settings["learning_rate"],
+        pretrained=settings.two_stages,
+        head_epochs=settings.head_epochs,
+        fine_tune_epochs=settings.fine_tune_epochs,
+        learning_rate=settings.learning_rate,
         class_weight=class_weights(table.loc[part["train"], "label"], class_names),
-        fine_tune_layers=settings["fine_tune_layers"],
-        out_dir=None,  # the best weights end up in model.keras; checkpoint/ holds the rest
+        fine_tune_layers=settings.fine_tune_layers,
         verbose="auto" if progress else 0,
         checkpoint=checkpoint,
         callbacks=callbacks,
@@ -292,20 +276,20 @@ def train_run(
     history.to_csv(out / "history.csv", index=False)
     # From here on the model only predicts: hand back a copy without the optimizer state and
     # the compiled training functions, so that their memory can be reused (Binder has 2 GB).
-    model = _inference_copy(model)
+    model = inference_copy(model)
     release_memory()
     model.save(out / "model.keras")
     trainable = history.attrs.get("trainable_parameters")
     if isinstance(trainable, (int, np.integer)):
         trainable = {str(history["stage"].iloc[0]): int(trainable)}
-    config.update(status="complete", trainable_parameters=trainable, epochs_trained=len(history))
-    write_json(out / "config.json", config)
+    config = dataclasses.replace(config, status="complete", trainable_parameters=trainable, epochs_trained=len(history))
+    write_run_config(out, config)
     shutil.rmtree(checkpoint_dir, ignore_errors=True)  # a finished run has nothing to resume
     result = {"model": model, "table": table, "images": images, "history": history, "config": config}
     if evaluate:
         _say("Evaluating on held-out patients", progress)
         evaluation = evaluate_split(
-            model, images, table, class_names, n_bootstrap=settings["bootstrap_rounds"], seed=seed
+            model, images, table, class_names, n_bootstrap=settings.bootstrap_rounds, seed=seed
         )
         write_evaluation(out, evaluation, class_names, {"data": str(data), "scored": "the RUN's test split"})
         result["evaluation"] = evaluation
@@ -315,13 +299,21 @@ def train_run(
     return result
 
 
-def _inference_copy(model):
-    """The model without its optimizer state: a third of the size on disk after full training."""
-    import keras
-
-    copy = keras.Model.from_config(model.get_config())  # not compiled: no optimizer to save
-    copy.set_weights(model.get_weights())
-    return copy
+def score_predictions(probabilities, images, table, class_names, *, n_bootstrap=1000, seed=0) -> dict:
+    """An evaluation: metrics with bootstrap CIs over the patients of ``table``, the confusion
+    matrix, and the inputs kept beside them for figures and galleries."""
+    y_true = np.array([class_names.index(label) for label in table["label"]])
+    metrics = classification_metrics(
+        y_true, probabilities, class_names, groups=table["patient_id"], n_bootstrap=n_bootstrap, seed=seed
+    )
+    return {
+        "metrics": metrics,
+        "confusion": confusion_matrix(y_true, probabilities.argmax(1), labels=range(len(class_names))),
+        "y_true": y_true,
+        "probabilities": probabilities,
+        "images": images,
+        "table": table,
+    }
 
 
 def evaluate_split(
@@ -329,24 +321,9 @@ def evaluate_split(
 ) -> dict:
     """Predict one split and score it with bootstrap CIs over patients. Small batches keep
     the memory low (a 224-px ResNet50 batch of 32 needs a few hundred MB more than one of 8)."""
-    from sklearn.metrics import confusion_matrix
-
     rows = (table["split"] == split).to_numpy()
-    subset = table[rows]
     probabilities = predict_probabilities(model, images[rows], batch_size=batch_size)
-    y_true = np.array([class_names.index(label) for label in subset["label"]])
-    metrics = classification_metrics(
-        y_true, probabilities, class_names, groups=subset["patient_id"], n_bootstrap=n_bootstrap, seed=seed
-    )
-    confusion = confusion_matrix(y_true, probabilities.argmax(1), labels=range(len(class_names)))
-    return {
-        "metrics": metrics,
-        "confusion": confusion,
-        "y_true": y_true,
-        "probabilities": probabilities,
-        "images": images[rows],
-        "table": subset,
-    }
+    return score_predictions(probabilities, images[rows], table[rows], class_names, n_bootstrap=n_bootstrap, seed=seed)
 
 
 def evaluate_run(
@@ -381,13 +358,7 @@ def evaluate_run(
             "or train a run that knows them."
         )
     table["sha1"] = [sha1_of_file(path) for path in table["path"]]
-    splits_file = loaded.folder / "splits.csv"
-    seen: set = set()
-    if splits_file.is_file():
-        splits = pd.read_csv(splits_file, dtype=str, keep_default_na=False)
-        if "sha1" in splits:
-            seen = set(splits.loc[splits["split"].isin(["train", "val"]), "sha1"])
-    used = table["sha1"].isin(seen)
+    used = table["sha1"].isin(trained_or_validated_digests(loaded.folder))
     if used.all():
         raise DataError(
             f"{data}: every image was used to train or validate this RUN, so no score on them would be "
@@ -399,21 +370,9 @@ def evaluate_run(
     images, table = load_images(table[~used], loaded.image_size, progress=progress)
     table = table.reset_index(drop=True)
     probabilities = Predictor(loaded.model, class_names, loaded.image_size).predict_arrays(images)
-    from sklearn.metrics import confusion_matrix
-
-    y_true = np.array([class_names.index(label) for label in table["label"]])
-    rounds = n_bootstrap if n_bootstrap is not None else loaded.config.get("training", {}).get("bootstrap_rounds", 1000)
-    metrics = classification_metrics(
-        y_true, probabilities, class_names, groups=table["patient_id"], n_bootstrap=rounds, seed=seed
-    )
-    evaluation = {
-        "metrics": metrics,
-        "confusion": confusion_matrix(y_true, probabilities.argmax(1), labels=range(len(class_names))),
-        "y_true": y_true,
-        "probabilities": probabilities,
-        "images": images,
-        "table": table,
-    }
+    rounds = n_bootstrap if n_bootstrap is not None else loaded.config.training.bootstrap_rounds
+    evaluation = score_predictions(probabilities, images, table, class_names, n_bootstrap=rounds, seed=seed)
+    metrics = evaluation["metrics"]
     scored = "held-out images of the RUN's own data" if used.any() else "all images (not used in training)"
     write_evaluation(out, evaluation, class_names, {"data": str(data), "scored": scored, "left_out": int(used.sum())})
     if progress:
@@ -449,33 +408,26 @@ def run_demo(out="runs/demo", profile=None, *, progress: bool = True) -> Path:
     _say(f"Profile '{profile.name}': {profile.description}", progress)
     _say("Making the embedded phantom dataset (skipped when it exists)", progress)
     data = ensure_phantoms(profile, progress=progress)
-    run = train_run(data, out, backbone="resnet50", profile=profile, progress=progress)
-    class_names = run["config"]["class_names"]
-    _say("Evaluating on held-out patients", progress)
-    evaluation = evaluate_split(
-        run["model"], run["images"], run["table"], class_names, n_bootstrap=profile.bootstrap_rounds
-    )
-    metrics = evaluation["metrics"]
-    metrics.to_csv(out / "metrics.csv", index=False)
-    summary = metrics_to_json(metrics, evaluation["confusion"], class_names)
-    (out / "metrics.json").write_text(json.dumps(summary, indent=2))
+    run = train_run(data, out, backbone="resnet50", profile=profile, progress=progress, evaluate=True)
+    config, evaluation = run["config"], run["evaluation"]
+    class_names, metrics = list(config.class_names), evaluation["metrics"]
     _say("Grad-CAM and report", progress)
     overlays, titles, layer = gradcam_gallery(run["model"], evaluation, class_names)
-    figures = out / "figures"
-    figures.mkdir(exist_ok=True)
     plots = {
         "confusion_matrix": plot_confusion_matrix(evaluation["confusion"], class_names),
         "roc_curves": plot_roc_curves(evaluation["y_true"], evaluation["probabilities"], class_names),
         "training_curves": plot_training_curves(run["history"]),
         "gradcam_grid": plot_image_grid(overlays, titles, columns=len(class_names) * 2),
     }
-    for name, fig in plots.items():
-        figure_to_png(fig, figures / f"{name}.png")
+    for name in ("training_curves", "gradcam_grid"):
+        figure_to_png(plots[name], out / "figures" / f"{name}.png")
     split_counts = run["table"].groupby(["split", "label"])["patient_id"].agg(["nunique", "size"])
     split_counts.columns = ["patients", "images"]
+    settings = pd.json_normalize(config.to_json(), sep=".").T.reset_index()
+    settings.columns = ["setting", "value"]
     report = write_html_report(
         out / "report.html",
-        f"COVID-19 tutorial demo: {run['config']['backbone']} on the phantoms (profile {profile.name})",
+        f"COVID-19 tutorial demo: {config.backbone} on the phantoms (profile {profile.name})",
         [
             ("Data and patient-wise split", split_counts.reset_index()),
             (
@@ -487,10 +439,10 @@ def run_demo(out="runs/demo", profile=None, *, progress: bool = True) -> Path:
             ("ROC curves", plots["roc_curves"]),
             ("Training curves", plots["training_curves"]),
             (f"Grad-CAM of the predicted class (layer {layer})", plots["gradcam_grid"]),
-            ("Configuration", json.dumps(run["config"], indent=2, default=str)),
+            ("Configuration", settings),
         ],
     )
-    macro_f1 = summary["metrics"]["macro"]["f1"]
+    macro_f1 = metrics.set_index(["class", "metric"]).loc[("macro", "f1")]
     _say(f"Macro F1 on held-out patients: {macro_f1['value']:.3f} "
          f"[{macro_f1['ci_low']:.3f}, {macro_f1['ci_high']:.3f}]", progress)
     _say(f"Report: {report.resolve()}", progress)
@@ -505,9 +457,8 @@ def _select_images(run: Path, data, split: str) -> tuple[pd.DataFrame, str]:
     """
 
     table = load_dataset(data)
-    splits_file = run / "splits.csv"
-    if splits_file.is_file():
-        splits = pd.read_csv(splits_file, dtype=str, keep_default_na=False)
+    splits = read_splits(run)
+    if splits is not None:
         if "sha1" in splits.columns:
             keys, where = table["path"].map(sha1_of_file), dict(zip(splits["sha1"], splits["split"]))
         else:
@@ -546,10 +497,11 @@ def explain_run(
     """
 
     run, out = Path(run), Path(out)
+    refuse_output_inside(out, Path(data))
     if target not in ("true", "predicted"):
         raise ValueError("target must be 'true' or 'predicted'")
     loaded = load_run(run)
-    model, class_names, config = loaded.model, loaded.class_names, loaded.config
+    model, class_names, size = loaded.model, loaded.class_names, loaded.image_size
     table, where = _select_images(run, data, split)
     table = table[table["label"].isin(class_names)]
     if per_class:
@@ -557,10 +509,10 @@ def explain_run(
     table = table.reset_index(drop=True)
     if progress:
         print(f"==> Explaining {len(table)} images ({where}) with {', '.join(methods)}", flush=True)
-    images, table = load_images(table, config["image_size"], progress=False)
+    images, table = load_images(table, size, progress=False)
     table = table.reset_index(drop=True)
     masks = (
-        load_masks(table, config["image_size"])
+        load_masks(table, size)
         if "mask_path" in table.columns
         else np.zeros(images.shape, dtype=bool)
     )
@@ -589,9 +541,6 @@ def explain_run(
 
 def save_gradcam_overlays(predictor: Predictor, paths, predicted, out_dir) -> list[Path]:
     """Grad-CAM of each image's predicted class, blended over the image, as PNG files in ``out_dir``."""
-    import cv2
-
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     images = predictor.load_files(paths)

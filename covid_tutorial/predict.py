@@ -1,4 +1,4 @@
-"""Predict: the course's predictor for a trained RUN, decision thresholds, and a benchmark.
+"""Predict: the course's predictor for a trained RUN.
 
 ``model.predict`` is made for datasets: every call builds a data adapter, an iterator,
 callbacks and a progress bar, then runs the network layer by layer. For one image at a
@@ -17,11 +17,6 @@ benchmark measures it next to the other variants, so you can see whether it does
 graph into constants is faster still on a CPU, but TensorFlow's optimizer then needs
 more than a gigabyte of extra memory for ResNet50, which a 2 GB Binder session cannot
 spare.
-
-Thresholds: :func:`threshold_for_sensitivity` picks, on validation patients, the highest
-threshold on p(COVID-19) that reaches a target sensitivity; :func:`decide` applies it
-(COVID-19 when p(COVID-19) reaches it, else the most probable class);
-:func:`operating_point` scores the decisions with bootstrap CIs over patients.
 """
 
 from __future__ import annotations
@@ -30,14 +25,22 @@ import keras
 import numpy as np
 import pandas as pd
 
-from .data import pad_and_resize, read_image, to_model_input
+from .images import pad_and_resize, read_image, to_model_input
 from .errors import DataError
 from .runs import LoadedRun, load_run
 from .system import gpu_available
 
+__all__ = [
+    "fold_batchnorm",
+    "Predictor",
+    "predictions_as_json",
+]
 
-class _FoldedAway(keras.layers.Layer):
-    """Stands where a BatchNormalization was folded into the convolution before it."""
+
+class _FoldedBatchNormalization(keras.layers.Layer):
+    """Passes its input on where a BatchNormalization stood. Not ``keras.layers.Identity``:
+    the cloned graph calls it with BatchNormalization's arguments (``mask``), which
+    Identity refuses."""
 
     def call(self, inputs, *args, **kwargs):
         return inputs
@@ -71,7 +74,7 @@ def fold_batchnorm(model) -> "keras.Model":
 
     def clone(layer):
         if layer.name in folded_norms:
-            return _FoldedAway(name=layer.name)
+            return _FoldedBatchNormalization(name=layer.name)
         config = layer.get_config()
         if layer.name in pairs:
             config["use_bias"] = True
@@ -178,3 +181,13 @@ class Predictor:
 # ---------------------------------------------------------------- benchmark
 
 
+def predictions_as_json(table: pd.DataFrame, class_names) -> list[dict]:
+    """One JSON object per row of :meth:`Predictor.predict_files`: image, predicted class, probabilities."""
+    return [
+        {
+            "image": row["image"],
+            "predicted": row["predicted"],
+            "probabilities": {name: round(float(row[name]), 6) for name in class_names},
+        }
+        for _, row in table.iterrows()
+    ]

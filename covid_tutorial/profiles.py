@@ -9,6 +9,16 @@ from __future__ import annotations
 import dataclasses
 import os
 
+__all__ = [
+    "PROFILE_ENV_VAR",
+    "WEIGHTS_ENV_VAR",
+    "DEFAULT_PROFILE",
+    "Profile",
+    "PROFILES",
+    "get_profile",
+    "trains_in_two_stages",
+]
+
 PROFILE_ENV_VAR = "COVID_TUTORIAL_PROFILE"
 # "none" trains from random weights: for offline machines and for measuring memory
 # (the weight tensors have the same shapes, so the memory is the same).
@@ -33,7 +43,6 @@ class Profile:
     folds: int
     repeats: int
     bootstrap_rounds: int
-    use_real_data: bool  # look for downloaded collections before falling back to phantoms
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -54,11 +63,10 @@ PROFILES: dict[str, Profile] = {
         folds=2,
         repeats=1,
         bootstrap_rounds=200,
-        use_real_data=False,
     ),
     "cpu": Profile(
         name="cpu",
-        description="a learner on a laptop or Binder: 224 px, ImageNet weights, real data when present, within 2 GB",
+        description="a learner on a laptop or Binder: 224 px, ImageNet weights, within 2 GB",
         image_size=224,
         weights="imagenet",
         phantom_patients=90,
@@ -70,7 +78,6 @@ PROFILES: dict[str, Profile] = {
         folds=5,
         repeats=1,
         bootstrap_rounds=1000,
-        use_real_data=True,
     ),
     "gpu": Profile(
         name="gpu",
@@ -86,7 +93,6 @@ PROFILES: dict[str, Profile] = {
         folds=5,
         repeats=5,
         bootstrap_rounds=2000,
-        use_real_data=True,
     ),
 }
 
@@ -106,3 +112,19 @@ def get_profile(name: str | Profile | None = None) -> Profile:
     if os.environ.get(WEIGHTS_ENV_VAR, "").strip().lower() == "none":
         profile = dataclasses.replace(profile, weights=None)
     return profile
+
+
+def trains_in_two_stages(profile=None) -> bool:
+    """Whether a profile trains in two stages (frozen backbone, then fine-tuning).
+
+    The recipe follows the profile's weights *as the profile defines them*: with
+    ``COVID_TUTORIAL_WEIGHTS=none`` (offline, or measuring memory) the ``cpu`` and ``gpu``
+    profiles keep their two stages on random weights, so that a run costs the time and
+    memory it costs with ImageNet weights. Only a profile without weights of its own
+    (``ci``) trains every layer from the start.
+    """
+    profile = get_profile(profile)
+    defined = PROFILES.get(profile.name)
+    forced_off = os.environ.get(WEIGHTS_ENV_VAR, "").strip().lower() == "none"
+    intended = defined.weights if defined is not None and forced_off else profile.weights
+    return intended is not None

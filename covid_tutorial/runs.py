@@ -1,4 +1,19 @@
-"""runs."""
+"""The RUN folder: what ``covid-tutorial train`` writes and every later command reads.
+
+A RUN folder describes itself:
+
+- ``config.json``: a :class:`RunConfig` (classes in output order, image size, input
+  scaling, backbone, the training settings, package versions, the RUN format);
+- ``model.keras``: the trained classifier, loaded in Keras safe mode;
+- ``splits.csv``: every image with its label, patient, split and content digest (SHA-1),
+  so that ``evaluate`` can leave out what the RUN trained or validated on;
+- ``history.csv``: one row per epoch;
+- after evaluation: ``metrics.json``, ``metrics.csv``, ``predictions.csv`` and ``figures/``;
+- while training runs: ``checkpoint/``, what ``--resume`` needs.
+
+This module reads and writes those files and nothing else; :mod:`covid_tutorial.pipeline`
+trains and evaluates.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +21,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import keras
 import pandas as pd
 
 from . import __version__
@@ -18,53 +34,242 @@ from .figures import (
     plot_roc_curves,
 )
 from .metrics import metrics_to_json
+from .models import CUSTOM_LAYERS
 from .system import write_json
 
+__all__ = [
+    "RUN_FORMAT",
+    "TRAINING_SETTINGS",
+    "TrainingSettings",
+    "RunConfig",
+    "LoadedRun",
+    "read_run_config",
+    "write_run_config",
+    "load_run",
+    "write_splits",
+    "check_same_split",
+    "read_splits",
+    "trained_or_validated_digests",
+    "write_evaluation",
+]
+
 RUN_FORMAT = 1  # bump when the layout or the meaning of a RUN folder changes
+CONFIG_FILE = "config.json"
+MODEL_FILE = "model.keras"
+SPLITS_FILE = "splits.csv"
+CHECKPOINT_FOLDER = "checkpoint"
+INPUT_DESCRIPTION = "raw RGB in 0..255 (grayscale repeated over 3 channels); scaling is inside the model"
+RESIZE_DESCRIPTION = "pad to square with black, then resize (cv2.INTER_AREA)"
 
-
+# The settings a resumed run must share with the run it continues.
 TRAINING_SETTINGS = (
     "backbone", "image_size", "batch_size", "head_epochs", "fine_tune_epochs", "fine_tune_layers", "seed",
     "learning_rate",
-)
+)  # fmt: skip
 
 
-def read_run_config(run) -> dict:
+@dataclasses.dataclass(frozen=True)
+class TrainingSettings:
+    """How a RUN was trained: the profile's values, overridden by the user's options."""
+
+    backbone: str
+    image_size: int
+    batch_size: int
+    head_epochs: int
+    fine_tune_epochs: int
+    fine_tune_layers: int | None
+    seed: int
+    weights: str | None
+    two_stages: bool
+    learning_rate: float
+    profile: str
+    bootstrap_rounds: int
+
+    @classmethod
+    def from_json(cls, content: dict) -> "TrainingSettings":
+        # RUNs of format 1 written before two_stages and bootstrap_rounds were recorded
+        defaults = {"two_stages": content.get("weights") is not None, "bootstrap_rounds": 1000}
+        names = [field.name for field in dataclasses.fields(cls)]
+        return cls(**{name: content.get(name, defaults.get(name)) for name in names})
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """The content of a RUN's ``config.json``."""
+
+    class_names: tuple[str, ...]
+    backbone: str
+    image_size: int
+    preprocessing: str
+    training: TrainingSettings
+    data: str
+    versions: dict
+    status: str = "training"  # "complete" once model.keras is written
+    trainable_parameters: dict | None = None  # per stage
+    epochs_trained: int | None = None
+    run_format: int = RUN_FORMAT
+    input: str = INPUT_DESCRIPTION
+    resize: str = RESIZE_DESCRIPTION
+
+    @property
+    def weights(self) -> str | None:
+        return self.training.weights
+
+    @property
+    def profile(self) -> str:
+        return self.training.profile
+
+    @property
+    def seed(self) -> int:
+        return self.training.seed
+
+    @property
+    def batch_size(self) -> int:
+        return self.training.batch_size
+
+    def to_json(self) -> dict:
+        content = dataclasses.asdict(self)
+        content["class_names"] = list(self.class_names)
+        # kept at the top level too, as RUNs of format 1 always had them
+        content.update(weights=self.weights, profile=self.profile, seed=self.seed, batch_size=self.batch_size)
+        return content
+
+    @classmethod
+    def from_json(cls, content: dict, where: Path) -> "RunConfig":
+        try:
+            training = TrainingSettings.from_json(content["training"])
+            known = {field.name for field in dataclasses.fields(cls)} - {"training", "class_names"}
+            return cls(
+                class_names=tuple(content["class_names"]),
+                training=training,
+                **{key: value for key, value in content.items() if key in known},
+            )
+        except (KeyError, TypeError) as err:
+            raise RunError(f"{where}: incomplete ({type(err).__name__}: {err}). Train the run again.") from None
+
+
+def read_run_config(run) -> RunConfig:
     """``config.json`` of a RUN folder, or a :class:`RunError` that says what to do."""
     run = Path(run)
     if not run.is_dir():
         raise RunError(f"{run}: no such RUN folder. Train one with `covid-tutorial train DATA --out {run}`.")
-    path = run / "config.json"
+    path = run / CONFIG_FILE
     if not path.is_file():
         raise RunError(
             f"{run}: not a RUN folder (no config.json). Give the folder that `covid-tutorial train "
             "--out` wrote, or train one."
         )
     try:
-        config = json.loads(path.read_text())
+        content = json.loads(path.read_text())
     except ValueError as err:
         raise RunError(f"{path}: unreadable ({err}). Train the run again.") from None
-    made_by = config.get("versions", {}).get("covid_tutorial", "an unknown version")
-    run_format = config.get("run_format")
+    made_by = content.get("versions", {}).get("covid_tutorial", "an unknown version")
+    run_format = content.get("run_format")
     if not isinstance(run_format, int) or run_format > RUN_FORMAT:
         raise RunError(
             f"{run}: made by covid_tutorial {made_by} (RUN format {run_format}); this is covid_tutorial "
             f"{__version__}, which reads RUN format {RUN_FORMAT}. Train it again with this version, or "
             f"install covid_tutorial {made_by} to use it."
         )
-    return config
+    return RunConfig.from_json(content, path)
 
 
-def _check_same_split(out: Path, table: pd.DataFrame) -> None:
-    saved = pd.read_csv(out / "splits.csv", dtype=str, keep_default_na=False)
+def write_run_config(run, config: RunConfig) -> None:
+    """Write ``config.json`` atomically: a crash never leaves half a file."""
+    write_json(Path(run) / CONFIG_FILE, config.to_json())
+
+
+def write_splits(run, table: pd.DataFrame) -> None:
+    """``splits.csv``: every image with its label, patient, split and SHA-1."""
+    table.to_csv(Path(run) / SPLITS_FILE, index=False)
+
+
+def check_same_split(run, table: pd.DataFrame) -> None:
+    """Refuse to resume a RUN on other data than it started with."""
+    run = Path(run)
+    saved = pd.read_csv(run / SPLITS_FILE, dtype=str, keep_default_na=False)
     same = len(saved) == len(table) and (saved["sha1"].to_numpy() == table["sha1"].to_numpy()).all() and (
         saved["split"].to_numpy() == table["split"].to_numpy()
     ).all()
     if not same:
         raise RunError(
-            f"{out}: the data differ from those the interrupted run started with (splits.csv). Resume "
+            f"{run}: the data differ from those the interrupted run started with (splits.csv). Resume "
             "with the same DATA, or train a new run in another folder."
         )
+
+
+def read_splits(run) -> pd.DataFrame | None:
+    """``splits.csv`` of a RUN, or None when the RUN has none."""
+    path = Path(run) / SPLITS_FILE
+    return pd.read_csv(path, dtype=str, keep_default_na=False) if path.is_file() else None
+
+
+def trained_or_validated_digests(run) -> set[str]:
+    """SHA-1 of every image the RUN trained or validated on (empty for a RUN without splits.csv)."""
+    splits = read_splits(run)
+    if splits is None or "sha1" not in splits:
+        return set()
+    return set(splits.loc[splits["split"].isin(["train", "val"]), "sha1"])
+
+
+@dataclasses.dataclass
+class LoadedRun:
+    """A trained RUN folder: its configuration and its model (loaded in Keras safe mode)."""
+
+    folder: Path
+    config: RunConfig
+    model: keras.Model
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.config.class_names)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.config.image_size)
+
+
+def load_run(run) -> LoadedRun:
+    """Load a RUN folder made by ``covid-tutorial train``, checking that it is complete, was
+    made by a compatible version and that its files agree; else a :class:`RunError` that
+    says what to do."""
+    run = Path(run)
+    config = read_run_config(run)
+    path = run / MODEL_FILE
+    if config.status != "complete" or not path.is_file():
+        if (run / CHECKPOINT_FOLDER / "state.json").is_file():
+            raise RunError(
+                f"{run}: training was interrupted before it finished. Continue it with "
+                f"`covid-tutorial train {config.data} --out {run} --resume`."
+            )
+        raise RunError(f"{run}: no trained model (model.keras). Train the run again.")
+    made_with = str(config.versions.get("keras", "?"))
+    if made_with.split(".")[0] != keras.__version__.split(".")[0]:
+        raise RunError(
+            f"{run}: made with Keras {made_with}; this is Keras {keras.__version__}, which cannot read "
+            "it reliably. Train the run again here, or use the Keras version that made it."
+        )
+    custom_objects = {keras.saving.get_registered_name(layer): layer for layer in CUSTOM_LAYERS}
+    try:
+        model = keras.models.load_model(path, custom_objects=custom_objects, safe_mode=True, compile=False)
+    except Exception as err:  # truncated file, unknown layer, lambda refused by safe mode
+        raise RunError(
+            f"{path}: cannot be loaded ({type(err).__name__}: {str(err).splitlines()[0][:300]}). It was made "
+            f"with Keras {made_with} and covid_tutorial {config.versions.get('covid_tutorial')}; "
+            "train the run again with this version."
+        ) from None
+    outputs, classes = model.output_shape[-1], len(config.class_names)
+    if outputs != classes:
+        raise RunError(
+            f"{run}: config.json lists {classes} classes {list(config.class_names)} but model.keras "
+            f"predicts {outputs}; the folder mixes files of different runs. Train the run again."
+        )
+    if tuple(model.input_shape[1:3]) != (config.image_size, config.image_size):
+        raise RunError(
+            f"{run}: config.json says {config.image_size} px but model.keras takes "
+            f"{model.input_shape[1:3]}; the folder mixes files of different runs. Train the run again."
+        )
+    return LoadedRun(run, config, model)
 
 
 def write_evaluation(out, evaluation: dict, class_names, extra: dict | None = None) -> dict:
@@ -94,64 +299,3 @@ def write_evaluation(out, evaluation: dict, class_names, extra: dict | None = No
     for name, fig in plots.items():
         figure_to_png(fig, figures / f"{name}.png")
     return summary
-
-
-@dataclasses.dataclass
-class LoadedRun:
-    """A trained RUN folder: its configuration and its model (loaded in Keras safe mode)."""
-
-    folder: Path
-    config: dict
-    model: object
-
-    @property
-    def class_names(self) -> list[str]:
-        return list(self.config["class_names"])
-
-    @property
-    def image_size(self) -> int:
-        return int(self.config["image_size"])
-
-
-def load_run(run) -> LoadedRun:
-    """Load a RUN folder made by ``covid-tutorial train``, checking that it is complete, was
-    made by a compatible version and that its files agree; else a :class:`RunError` that
-    says what to do."""
-    import keras
-
-    run = Path(run)
-    config = read_run_config(run)
-    path = run / "model.keras"
-    if config.get("status") != "complete" or not path.is_file():
-        if (run / "checkpoint" / "state.json").is_file():
-            raise RunError(
-                f"{run}: training was interrupted before it finished. Continue it with "
-                f"`covid-tutorial train {config.get('data', 'DATA')} --out {run} --resume`."
-            )
-        raise RunError(f"{run}: no trained model (model.keras). Train the run again.")
-    made_with = str(config.get("versions", {}).get("keras", "?"))
-    if made_with.split(".")[0] != keras.__version__.split(".")[0]:
-        raise RunError(
-            f"{run}: made with Keras {made_with}; this is Keras {keras.__version__}, which cannot read "
-            "it reliably. Train the run again here, or use the Keras version that made it."
-        )
-    try:
-        model = keras.models.load_model(path, safe_mode=True, compile=False)
-    except Exception as err:  # truncated file, unknown layer, lambda refused by safe mode
-        raise RunError(
-            f"{path}: cannot be loaded ({type(err).__name__}: {str(err).splitlines()[0][:300]}). It was made "
-            f"with Keras {made_with} and covid_tutorial {config.get('versions', {}).get('covid_tutorial')}; "
-            "train the run again with this version."
-        ) from None
-    outputs, classes = model.output_shape[-1], len(config["class_names"])
-    if outputs != classes:
-        raise RunError(
-            f"{run}: config.json lists {classes} classes {config['class_names']} but model.keras "
-            f"predicts {outputs}; the folder mixes files of different runs. Train the run again."
-        )
-    if tuple(model.input_shape[1:3]) != (config["image_size"], config["image_size"]):
-        raise RunError(
-            f"{run}: config.json says {config['image_size']} px but model.keras takes "
-            f"{model.input_shape[1:3]}; the folder mixes files of different runs. Train the run again."
-        )
-    return LoadedRun(run, config, model)

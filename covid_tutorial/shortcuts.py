@@ -1,7 +1,15 @@
-"""shortcuts."""
+"""Shortcut learning: a burned-in marker learned instead of the disease (notebook 08).
+
+:func:`where_maps_point` says whether explanation maps peak on the lesion or on a
+corner marker (:func:`box_mask`, :func:`energy_in_box`); :func:`accuracy_by_test_set`
+scores one model on several test collections side by side; :func:`mask_outside_box`
+and :func:`write_masked_dataset` remove everything outside the lung box, the fix the
+notebook measures.
+"""
 
 from __future__ import annotations
 
+import shutil
 import warnings
 from pathlib import Path
 
@@ -9,9 +17,18 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from .data import read_image, to_model_input
-from .errors import CourseError
+from .images import read_image, to_model_input
 from .explanation_quality import energy_inside, pointing_game, probability_function
+from .system import refuse_output_inside
+
+__all__ = [
+    "box_mask",
+    "energy_in_box",
+    "mask_outside_box",
+    "where_maps_point",
+    "accuracy_by_test_set",
+    "write_masked_dataset",
+]
 
 
 def box_mask(size, box) -> np.ndarray:
@@ -85,12 +102,8 @@ def write_masked_dataset(source, out, box, fill: int = 0) -> Path:
     The metadata and lesion masks are copied unchanged; each image gets
     :func:`mask_outside_box`. Returns ``out``. Never writes into ``source``.
     """
-    import shutil
-
-
     source, out = Path(source), Path(out)
-    if out.resolve() == source.resolve() or out.resolve().is_relative_to(source.resolve()):
-        raise CourseError(f"{out} is inside {source}; the course never writes into input data.")
+    refuse_output_inside(out, source)
     metadata = pd.read_csv(source / "metadata.csv", dtype=str, keep_default_na=False)
     (out / "images").mkdir(parents=True, exist_ok=True)
     if (source / "masks").is_dir():

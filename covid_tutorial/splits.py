@@ -1,4 +1,12 @@
-"""splits."""
+"""Patient-wise splits: no patient's images on both sides of a split.
+
+:func:`split_by_patient` (train, validation, test), :func:`patient_folds` (stratified
+patient-grouped k-fold), :func:`comparison_folds` (the same, repeated with new seeds, as
+the comparison protocol uses them) and :func:`validation_rows`, all through
+scikit-learn's ``GroupShuffleSplit`` and ``StratifiedGroupKFold``.
+:func:`check_patient_disjoint` and :func:`shared_patients` verify a split;
+:func:`measure_split_leakage` measures what an image-wise split would cost (notebook 03).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +15,18 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
 from .errors import DataError
+
+__all__ = [
+    "check_patient_disjoint",
+    "patient_folds",
+    "split_by_patient",
+    "measure_split_leakage",
+    "VALIDATION_FRACTION",
+    "comparison_folds",
+    "shared_patients",
+    "validation_rows",
+    "partition_counts",
+]
 
 
 def check_patient_disjoint(table: pd.DataFrame, column: str = "split") -> None:
@@ -118,3 +138,10 @@ def validation_rows(train_table: pd.DataFrame, seed: int, fraction: float = VALI
         )
     splits = int(min(max(2, round(1 / fraction)), per_class))
     return _grouped_folds(train_table.reset_index(drop=True), splits, seed) == 0
+
+
+def partition_counts(table: pd.DataFrame, column: str = "split") -> pd.DataFrame:
+    """Patients and images per partition (``column``: "split" or "fold") and label."""
+    counts = table.groupby([column, "label"])["patient_id"].agg(["nunique", "size"])
+    counts.columns = ["patients", "images"]
+    return counts.unstack(fill_value=0)

@@ -1,4 +1,11 @@
-"""system."""
+"""The machine and the file system: what every layer above may use.
+
+Timing (:func:`time_call`) and the description of the machine a figure was measured on
+(:func:`machine_description`, :func:`device_name`, :func:`software_versions`); handing freed
+memory back to the system (:func:`release_memory`); atomic JSON files (:func:`write_json`);
+content digests (:func:`sha1_of_file`); and the rule that the course never writes into
+input data (:func:`refuse_output_inside`).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +21,21 @@ from pathlib import Path
 
 from . import __version__
 from .errors import DataError
+
+__all__ = [
+    "gpu_available",
+    "cpu_name_and_cores",
+    "machine_description",
+    "time_call",
+    "time_in_turns",
+    "device_name",
+    "release_memory",
+    "refuse_output_inside",
+    "sha1_of_file",
+    "write_json",
+    "local_time_now",
+    "software_versions",
+]
 
 
 def gpu_available() -> bool:
@@ -56,6 +78,19 @@ def time_call(function) -> float:
     return time.perf_counter() - start
 
 
+def time_in_turns(calls: dict, repeats: int, warmup: int = 0) -> dict[str, list[float]]:
+    """Seconds of each call of each function, timed in turns (A, B, A, B, ...) so that a
+    busy machine slows all of them alike, after ``warmup`` untimed rounds."""
+    for _ in range(warmup):
+        for call in calls.values():
+            call()
+    times = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, call in calls.items():
+            times[name].append(time_call(call))
+    return times
+
+
 def device_name() -> str:
     """The device TensorFlow computes on: GPU names from tf.config, else the CPU model and cores."""
     import tensorflow as tf
@@ -88,7 +123,10 @@ def release_memory() -> None:
         pass
 
 
-def refuse_output_inside(out: Path, data: Path) -> None:
+def refuse_output_inside(out, data) -> None:
+    """The course never writes into input data: a :class:`DataError` when ``out`` is the
+    folder of ``data`` (a folder, or a file such as a metadata CSV) or lies inside it."""
+    out, data = Path(out), Path(data)
     data_dir = data if data.is_dir() else data.parent
     if out.resolve().is_relative_to(data_dir.resolve()):
         raise DataError(
@@ -99,7 +137,8 @@ def refuse_output_inside(out: Path, data: Path) -> None:
 
 def sha1_of_file(path) -> str:
     """SHA-1 of a file's bytes: finds the same image under another name or in another folder."""
-    return hashlib.sha1(Path(path).read_bytes()).hexdigest()
+    with open(path, "rb") as file:
+        return hashlib.file_digest(file, "sha1").hexdigest()
 
 
 def write_json(path: Path, content: dict) -> None:

@@ -11,6 +11,10 @@ Training can be stopped and resumed with the same result: :class:`EpochBatches` 
 each epoch's batch order a function of (seed, stage, epoch) alone, and
 :class:`TrainingCheckpoint` saves at every epoch end everything the next epoch depends
 on (weights, optimizer state, the callbacks' counters, the random generators' state).
+
+Also here: :func:`recalibrate_batchnorm` (running statistics recomputed after training
+from random weights), and the speed options of the comparison, mixed precision
+(:func:`to_mixed_precision`) and XLA (:class:`ExecutionOptions`).
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ import pandas as pd
 import tensorflow as tf
 from sklearn.utils.class_weight import compute_class_weight
 
-from .data import dataset_from_arrays, to_model_input
+from .data import dataset_from_arrays
+from .images import to_model_input
 from .errors import RunError
 from .models import (
     RandomAffine,
@@ -36,6 +41,27 @@ from .models import (
     set_trainable_stage,
 )
 from .system import release_memory
+
+__all__ = [
+    "LABEL_SMOOTHING",
+    "FINE_TUNE_LR_FACTOR",
+    "seed_everything",
+    "class_weights",
+    "compile_classifier",
+    "training_callbacks",
+    "EpochBatches",
+    "TrainingCheckpoint",
+    "fit_stage",
+    "train_two_stage",
+    "inference_copy",
+    "predict_probabilities",
+    "recalibrate_batchnorm",
+    "FLOAT32_LAYERS",
+    "to_mixed_precision",
+    "build_for_comparison",
+    "ExecutionOptions",
+    "HostAugmentedBatches",
+]
 
 LABEL_SMOOTHING = 0.1
 FINE_TUNE_LR_FACTOR = 0.1
@@ -63,8 +89,10 @@ def compile_classifier(model: keras.Model, learning_rate: float) -> keras.Model:
     return model
 
 
-def training_callbacks(out_dir: Path | None, patience: int = 6, verbose: int = 0) -> list:
-    callbacks = [
+def training_callbacks(patience: int = 6, verbose: int = 0) -> list:
+    """Halve the learning rate when the validation loss stalls; stop when it no longer
+    improves and go back to the best epoch's weights."""
+    return [
         keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=0.5, patience=3, min_delta=1e-4, verbose=verbose
         ),
@@ -72,15 +100,6 @@ def training_callbacks(out_dir: Path | None, patience: int = 6, verbose: int = 0
             monitor="val_loss", patience=patience, min_delta=1e-4, restore_best_weights=True
         ),
     ]
-    if out_dir is not None:
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        callbacks.append(
-            keras.callbacks.ModelCheckpoint(
-                out_dir / "best.weights.h5", monitor="val_loss", save_best_only=True, save_weights_only=True
-            )
-        )
-    return callbacks
 
 
 class EpochBatches:
@@ -175,9 +194,6 @@ class TrainingCheckpoint:
         self.state: dict | None = None
 
     # ---------------------------------------------------------------- reading
-
-    def exists(self) -> bool:
-        return (self.folder / self.STATE_FILE).is_file()
 
     def load(self) -> "TrainingCheckpoint":
         """Read ``state.json``; from now on training continues where it stopped."""
@@ -355,7 +371,6 @@ def fit_stage(
     learning_rate: float,
     class_weight: dict | None = None,
     fine_tune_layers: int | None = None,
-    out_dir: Path | None = None,
     verbose: int | str = "auto",
     checkpoint: TrainingCheckpoint | None = None,
     stage_index: int = 0,
@@ -384,7 +399,7 @@ def fit_stage(
     if verbose:
         how = f"resuming after epoch {initial_epoch}" if resuming else f"learning rate {learning_rate:g}"
         print(f"Stage '{stage}': {trainable:,} trainable parameters, {how}")
-    stage_callbacks = training_callbacks(None if checkpoint is not None else out_dir)
+    stage_callbacks = training_callbacks()
     if checkpoint is not None:
         stage_callbacks.append(checkpoint.callback(stage, stage_index, trainable, stage_callbacks))
     stage_callbacks += list(callbacks)
@@ -429,7 +444,6 @@ def train_two_stage(
     learning_rate: float,
     class_weight: dict | None = None,
     fine_tune_layers: int | None = None,
-    out_dir: Path | None = None,
     verbose: int | str = "auto",
     checkpoint: TrainingCheckpoint | None = None,
     callbacks: tuple | list = (),
@@ -442,7 +456,7 @@ def train_two_stage(
     skipped and the interrupted one continues exactly where it stopped.
     """
     common = dict(
-        class_weight=class_weight, out_dir=out_dir, verbose=verbose, checkpoint=checkpoint, callbacks=callbacks
+        class_weight=class_weight, verbose=verbose, checkpoint=checkpoint, callbacks=callbacks
     )
     if not pretrained:
         return fit_stage(
@@ -468,6 +482,13 @@ def train_two_stage(
     history = pd.concat(stages, ignore_index=True)
     history.attrs["trainable_parameters"] = {s.iloc[0]["stage"]: s.attrs["trainable_parameters"] for s in stages}
     return history
+
+
+def inference_copy(model):
+    """The model without its optimizer state: a third of the size on disk after full training."""
+    copy = keras.Model.from_config(model.get_config())  # not compiled: no optimizer to save
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def predict_probabilities(model: keras.Model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:

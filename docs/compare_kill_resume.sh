@@ -6,12 +6,12 @@ set -u
 
 cd "${1:-.}" && rm -rf cmp-whole cmp-kill
 ARGS="ph --models vgg16 efficientnetb0 --folds 2 --repeats 2 --profile ci --epochs 2 --eager"
-time covid-tutorial compare $ARGS --out cmp-whole > cmp-whole.log 2>&1
-covid-tutorial compare $ARGS --out cmp-kill > cmp-kill1.log 2>&1 &
+time covid-tutorial compare run $ARGS --out cmp-whole > cmp-whole.log 2>&1
+covid-tutorial compare run $ARGS --out cmp-kill > cmp-kill1.log 2>&1 &
 pid=$!
 while [ "$(cat cmp-kill/results*.csv 2>/dev/null | wc -l)" -lt 3 ]; do sleep 1; done
 kill -9 $pid; wait $pid; echo "killed with SIGKILL after $(($(cat cmp-kill/results*.csv | wc -l)-1)) finished runs"
-covid-tutorial compare $ARGS --out cmp-kill > cmp-kill2.log 2>&1
+covid-tutorial compare run $ARGS --out cmp-kill > cmp-kill2.log 2>&1
 tail -5 cmp-kill2.log
 python - <<'PY'
 import pandas as pd

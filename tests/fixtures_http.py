@@ -100,8 +100,10 @@ CLASS_TREE = {
 }
 
 
-def write_zip(path: Path, files: dict[str, bytes], prefix: str = "") -> Path:
-    with zipfile.ZipFile(path, "w") as archive:
+def write_zip(
+    path: Path, files: dict[str, bytes], prefix: str = "", compression: int = zipfile.ZIP_STORED
+) -> Path:
+    with zipfile.ZipFile(path, "w", compression=compression) as archive:
         for name, data in files.items():
             archive.writestr(prefix + name, data)
     return path
@@ -141,11 +143,30 @@ def write_tar_with_links(path: Path, members: list[tuple[str, str, str]]) -> Pat
     return path
 
 
-def write_zip_with_symlink(path: Path, name: str, target: str) -> Path:
-    """A zip holding one symlink entry (unix mode S_IFLNK) pointing at ``target``."""
+def write_zip_with_mode(path: Path, name: str, mode: int, data: bytes) -> Path:
+    """A zip holding one entry with the given unix ``mode`` (file type and permissions)."""
     info = zipfile.ZipInfo(name)
     info.create_system = 3
-    info.external_attr = 0o120777 << 16
+    info.external_attr = mode << 16
     with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr(info, target)
+        archive.writestr(info, data)
+    return path
+
+
+def write_zip_with_symlink(path: Path, name: str, target: str) -> Path:
+    """A zip holding one symlink entry (unix mode S_IFLNK) pointing at ``target``."""
+    return write_zip_with_mode(path, name, 0o120777, target.encode())
+
+
+def write_zip_declaring_size(path: Path, name: str, data: bytes, declared: int) -> Path:
+    """A deflated zip of one member whose headers claim ``declared`` bytes unpacked, not
+    ``len(data)``: the lie a zip bomb tells to slip past a size check."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(name, data)
+    raw = bytearray(path.read_bytes())
+    local = raw.index(b"PK\x03\x04")
+    central = raw.index(b"PK\x01\x02")
+    struct.pack_into("<I", raw, local + 22, declared)  # local header: uncompressed size
+    struct.pack_into("<I", raw, central + 24, declared)  # central directory: the same
+    path.write_bytes(bytes(raw))
     return path

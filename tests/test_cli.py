@@ -1,5 +1,6 @@
 """The command line: help, the thin commands, clear errors, and the seeded end-to-end demo."""
 
+import argparse
 import json
 import subprocess
 import sys
@@ -7,17 +8,141 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-
 from folder_snapshot import snapshot
+
 from covid_tutorial.cli import build_parser, main
 
 
-def test_every_command_has_help(capsys):
-    for command in build_parser()._subparsers._group_actions[0].choices:
+def walk_commands(parser=None, path=(), help_line=None):
+    """(command path, its parser, its one-line help) for the program and every command and subcommand."""
+    parser = parser or build_parser()
+    yield path, parser, help_line
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, sub in action.choices.items():
+                yield from walk_commands(sub, (*path, name), helps.get(name))
+
+
+def options_by_name():
+    """Every option string -> [(command path, action)] over the whole command tree."""
+    found = {}
+    for path, parser, _ in walk_commands():
+        for action in parser._actions:
+            for option in action.option_strings:
+                found.setdefault(option, []).append((" ".join(path), action))
+    return found
+
+
+def test_every_command_and_subcommand_has_a_help_line_a_description_and_helped_options(capsys):
+    commands = list(walk_commands())
+    assert {" ".join(path) for path, _, _ in commands} >= {
+        "compare run", "compare merge", "compare zoo", "compare speed", "bench predict", "bench pipeline", "bench gradcam",
+    }
+    for path, parser, help_line in commands:
+        name = " ".join(path) or "covid-tutorial"
+        assert parser.description, f"{name}: no description"
+        if path:
+            assert help_line and "\n" not in help_line, f"{name}: no one-line help"
+        for action in parser._actions:
+            assert action.help, f"{name} {action.option_strings or action.dest}: no help"
         with pytest.raises(SystemExit) as exit_info:
-            main([command, "--help"])
+            main([*path, "--help"])
         assert exit_info.value.code == 0
-        assert "usage: covid-tutorial" in capsys.readouterr().out
+        assert f"usage: covid-tutorial {' '.join(path)}".rstrip() in " ".join(capsys.readouterr().out.split())
+
+
+def test_positionals_use_the_course_metavars():
+    allowed = {"DATA", "RUN", "DIR", "IMAGE", "NAME", "COMMAND", "BENCHMARK", "SUBCOMMAND"}
+    for path, parser, _ in walk_commands():
+        for action in parser._actions:
+            if not action.option_strings and action.dest != "help":
+                assert action.metavar in allowed, (path, action.dest, action.metavar)
+
+
+def test_one_name_per_concept_across_commands():
+    options = options_by_name()
+    for gone in ("--backbone", "--latency-repeats", "--bootstrap", "--merge", "--zoo", "--speed"):
+        assert gone not in options, f"{gone} is used by {[where for where, _ in options[gone]]}"
+    assert not [option for option in options if "backbone" in option]
+    for where, action in options["--repeats"]:
+        assert "k-fold" in action.help, f"{where}: --repeats must mean the repeats of the k-fold"
+    timed = {where for where, _ in options["--timed-calls"]}
+    assert timed == {"bench predict", "bench gradcam", "compare run", "compare speed"}
+    assert {where for where, _ in options["--model"]} == {"train", "bench gradcam"}
+    assert {where for where, _ in options["--models"]} == {"compare run", "compare zoo", "compare speed"}
+    assert {where for where, _ in options["--bootstrap-rounds"]} == {"evaluate"}
+    for option, uses in options.items():  # the same option takes the same kind of value everywhere
+        assert len({(action.type, action.nargs, type(action)) for _, action in uses}) == 1, option
+        if option != "--out":  # --out is a DIR, except a RUN for train and a CSV for split
+            assert len({action.metavar for _, action in uses}) == 1, option
+    assert {action.metavar for _, action in options["--out"]} == {"DIR", "RUN", "CSV"}
+    for option in ("--profile", "--epochs", "--fine-tune-epochs"):
+        helps = {action.help for where, action in options[option] if where != "bench pipeline"}
+        assert len(helps) == 1, (option, helps)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["compare", "DATA", "--models", "vgg16", "--out", "OUT"],
+        ["compare", "--merge", "DIR"],
+        ["compare", "--zoo"],
+        ["compare", "--speed"],
+        ["compare", "run", "DATA", "--models", "vgg16", "--out", "OUT", "--latency-repeats", "1"],
+        ["compare", "speed", "--latency-repeats", "1"],
+        ["compare", "speed", "--repeats", "1"],
+        ["bench", "gradcam", "--backbone", "vgg16"],
+        ["bench", "gradcam", "--repeats", "1"],
+        ["bench", "predict", "RUN", "--repeats", "1"],
+        ["evaluate", "RUN", "DATA", "--bootstrap", "20"],
+        ["inspect"],
+    ],
+)
+def test_old_spellings_and_missing_arguments_are_refused(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert "error:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, module, function, expected",
+    [
+        (["compare", "run", "DATA", "--models", "vgg16", "resnet50", "--out", "OUT", "--repeats", "3", "--timed-calls", "4",
+          "--epochs", "2", "--fine-tune-epochs", "1", "--seed", "5", "--profile", "ci"],
+         "covid_tutorial.compare", "run_comparison",
+         {"models": ["vgg16", "resnet50"], "repeats": 3, "latency_repeats": 4, "head_epochs": 2, "fine_tune_epochs": 1,
+          "seed": 5, "profile": "ci",
+          "command": "covid-tutorial compare run DATA --models vgg16 resnet50 --out OUT --repeats 3 --timed-calls 4 "
+                     "--epochs 2 --fine-tune-epochs 1 --seed 5 --profile ci"}),
+        (["evaluate", "RUN", "DATA", "--bootstrap-rounds", "20"], "covid_tutorial.pipeline", "evaluate_run",
+         {"n_bootstrap": 20}),
+        (["train", "DATA", "--out", "RUN", "--model", "vgg16", "--epochs", "2"], "covid_tutorial.pipeline", "train_run",
+         {"backbone": "vgg16", "head_epochs": 2, "seed": None}),
+        (["compare", "speed", "--models", "vgg16", "--timed-calls", "2", "--xla", "--inference-only"],
+         "covid_tutorial.bench", "speed_table",
+         {"repeats": 2, "xla": (False, True), "precisions": ("float32",), "train": False, "batch_size": 16}),
+    ],
+)  # fmt: skip
+def test_options_reach_the_library_under_their_keyword_names(argv, module, function, expected, monkeypatch, capsys):
+    import importlib
+
+    import covid_tutorial.cli as cli
+
+    calls = []
+
+    class Stop(Exception):
+        pass
+
+    def record(*args, **kwargs):
+        calls.append(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(importlib.import_module(module), function, record)
+    with pytest.raises(Stop):
+        cli.main(argv)
+    assert calls and {key: calls[0][key] for key in expected} == expected
 
 
 def test_phantoms_command_is_deterministic(tmp_path, capsys):
@@ -49,6 +174,66 @@ def test_errors_are_one_clear_line_without_traceback(tmp_path, capsys):
     assert "no such file or folder" in capsys.readouterr().err
 
 
+def one_error_line(capsys, *fragments):
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    for fragment in fragments:
+        assert fragment in lines[0], err
+    return lines[0]
+
+
+def test_an_unusable_output_path_is_one_error_line_and_debug_shows_the_traceback(phantom_dir, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    argv = ["split", str(phantom_dir), "--out", str(blocker / "splits.csv")]
+    assert main(argv) == 2
+    one_error_line(capsys, str(blocker))
+    with pytest.raises(OSError):
+        main(["--debug", *argv])
+
+
+def test_phantoms_refuse_a_folder_holding_other_files_in_one_error_line(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["phantoms", "--out", str(tmp_path), "--patients", "3", "--size", "32"]) == 2
+    one_error_line(capsys, str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_compare_merge_of_a_missing_folder_is_one_error_line(tmp_path, capsys):
+    assert main(["compare", "merge", str(tmp_path / "nowhere")]) == 2
+    one_error_line(capsys, "nowhere")
+
+
+def test_compare_zoo_prints_the_table_and_writes_it(tmp_path, capsys):
+    assert main(["compare", "zoo", "--models", "vgg16", "--image-size", "32", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    rows = markdown_rows(out)
+    assert rows[0][:2] == ["model", "family"] and ["VGG16", "VGG"] in [row[:2] for row in rows]
+    table = pd.read_csv(tmp_path / "zoo.csv")
+    assert table["model"].tolist() == ["VGG16"] and table["params"].iloc[0] > 1e6
+
+
+def test_compare_speed_appends_one_row_per_setting(tmp_path, capsys):
+    argv = ["compare", "speed", "--models", "vgg16", "--image-size", "32", "--batch-size", "2", "--inference-only",
+            "--timed-calls", "1", "--out", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 0
+    assert main(argv) == 0
+    assert ["VGG16", "32", "2", "float32", "off"] in [row[:5] for row in markdown_rows(capsys.readouterr().out)]
+    speed = pd.read_csv(tmp_path / "speed.csv")
+    assert len(speed) == 2 and (speed["images_per_s"] > 0).all()
+
+
+def test_bench_gradcam_builds_the_model_it_is_given(capsys):
+    argv = ["bench", "gradcam", "--model", "vgg16", "--image-size", "32", "--timed-calls", "1", "--warmup", "0",
+            "--scorecam-maps", "0"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    result = json.loads(out[: out.rindex("}") + 1])
+    assert "vgg16" in result["model"].lower() and result["image_size"] == 32 and result["repeats"] == 1
+    assert "Grad-CAM of one image costs" in out and "Score-CAM" not in out
+
+
 @pytest.mark.slow
 def test_demo_ci_profile_learns_and_writes_its_report(tmp_path):
     """The README's main job, seeded, as a new user runs it: macro F1 >= 0.90 on held-out patients."""
@@ -78,3 +263,8 @@ def test_demo_ci_profile_learns_and_writes_its_report(tmp_path):
     assert (splits.groupby("patient_id")["split"].nunique() == 1).all()
     assert (out / "model.keras").stat().st_size > 1e6
     assert "Macro F1 on held-out patients" in done.stdout
+
+
+def markdown_rows(text: str) -> list[list[str]]:
+    """The cells of each row of the Markdown tables in ``text``, stripped of padding."""
+    return [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in text.splitlines() if line.startswith("|")]

@@ -5,14 +5,17 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-
 from folder_snapshot import snapshot
-from covid_tutorial.data import load_dataset, load_images, make_dataset, pad_and_resize, read_image
-from covid_tutorial.labels import CLASS_NAMES, map_label
-from covid_tutorial.errors import DataWarning
-from covid_tutorial.splits import check_patient_disjoint, patient_folds, split_by_patient
-from covid_tutorial.errors import DataError
 
+from covid_tutorial.data import load_dataset, make_dataset
+from covid_tutorial.images import load_images, pad_and_resize, read_image
+from covid_tutorial.errors import DataError, DataWarning
+from covid_tutorial.labels import CLASS_NAMES, map_label
+from covid_tutorial.splits import (
+    check_patient_disjoint,
+    patient_folds,
+    split_by_patient,
+)
 
 # ------------------------------------------------------------------ labels
 

@@ -4,10 +4,14 @@ import shutil
 import cv2
 import numpy as np
 import pandas as pd
-
 from folder_snapshot import snapshot
+
 from covid_tutorial.cli import main
-from covid_tutorial.inspection import NEAR_DUPLICATE_BITS, inspect_dataset, perceptual_hash
+from covid_tutorial.inspection import (
+    NEAR_DUPLICATE_BITS,
+    inspect_dataset,
+    perceptual_hash,
+)
 
 
 def test_perceptual_hash_survives_resizing_and_jpeg(phantom_dir):
@@ -78,7 +82,8 @@ def test_inspect_metadata_reports_missing_rows_and_unmapped_labels(phantom_dir, 
 
 def test_leakage_shows_on_labels_that_mean_nothing(phantom_dir):
     """Random labels per patient: no disease signal at all, so only a leaky split can beat chance."""
-    from covid_tutorial.data import load_dataset, load_images
+    from covid_tutorial.data import load_dataset
+    from covid_tutorial.images import load_images
     from covid_tutorial.splits import measure_split_leakage
 
     thumbnails, table = load_images(load_dataset(phantom_dir), 16, progress=False)

@@ -1,10 +1,18 @@
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
 
-from covid_tutorial.metrics import classification_metrics, metrics_to_json, metrics_wide, summarize_folds
+from covid_tutorial import metrics
+from covid_tutorial.metrics import (
+    classification_metrics,
+    metrics_to_json,
+    metrics_wide,
+    summarize_folds,
+)
 
 CLASSES = ["COVID-19", "Normal", "Pneumonia"]
 
@@ -79,3 +87,70 @@ def test_tables_and_json(hand_made):
     data = metrics_to_json(table, np.eye(3, dtype=int), CLASSES)
     assert data["metrics"]["COVID-19"]["f1"]["value"] == pytest.approx(_value(table, "COVID-19", "f1"))
     assert data["confusion_matrix"][0] == [1, 0, 0]
+
+
+def _results(values_a, values_b, n_test=10, n_train=30):
+    rows = []
+    for model, values in (("A", values_a), ("B", values_b)):
+        for j, value in enumerate(values):
+            rows.append({"model": model, "repeat": j // 2, "fold": j % 2, "n_test_images": n_test,
+                         "n_train_images": n_train, "params": 1, "latency_ms": 1.0, "images_per_s": 1.0,
+                         "image_size": 32, "device": "test", "macro|f1": value, "COVID-19|f1": value / 2})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_summary_ci_equals_a_hand_computation():
+    a = [0.70, 0.80, 0.75, 0.85]
+    summary = metrics.summarize_results(_results(a, [0.5, 0.6, 0.55, 0.65]))
+    row = summary[(summary["model"] == "A") & (summary["class"] == "macro") & (summary["metric"] == "f1")].iloc[0]
+    mean = (0.70 + 0.80 + 0.75 + 0.85) / 4
+    sd = math.sqrt(sum((x - mean) ** 2 for x in a) / 3)
+    t = 3.182446305284263  # t(0.975, 3 degrees of freedom), from a printed table
+    assert row["k"] == 4 and row["mean"] == pytest.approx(0.775)
+    assert row["ci_low"] == pytest.approx(mean - t * sd / 2) and row["ci_high"] == pytest.approx(mean + t * sd / 2)
+    corrected = t * sd * math.sqrt(1 / 4 + 10 / 30)
+    assert row["ci_low_corrected"] == pytest.approx(mean - corrected)
+    assert row["ci_high_corrected"] == pytest.approx(mean + corrected)
+    per_class = summary[(summary["model"] == "A") & (summary["class"] == "COVID-19")]
+    assert per_class["mean"].iloc[0] == pytest.approx(mean / 2), "per-class rows sit next to the macro ones"
+
+
+def test_corrected_resampled_ttest_equals_a_hand_computation():
+    a = [0.80, 0.82, 0.79, 0.85, 0.81, 0.84]
+    b = [0.78, 0.80, 0.80, 0.81, 0.79, 0.80]
+    d = [x - y for x, y in zip(a, b)]  # 0.02, 0.02, -0.01, 0.04, 0.02, 0.04
+    J, ratio = 6, 1 / 4  # 5-fold: each test fold is a quarter of its training folds
+    mean = sum(d) / J
+    variance = sum((x - mean) ** 2 for x in d) / (J - 1)
+    t = mean / math.sqrt((1 / J + ratio) * variance)
+    result = metrics.corrected_resampled_ttest(a, b, ratio)
+    assert result["rounds"] == 6 and result["df"] == 5
+    assert result["mean_difference"] == pytest.approx(0.13 / 6)
+    assert result["t"] == pytest.approx(t)
+    assert result["p_value"] == pytest.approx(2 * stats.t.sf(abs(t), 5))
+    half = 2.570581835636314 * math.sqrt((1 / J + ratio) * variance)  # t(0.975, 5), from a printed table
+    assert (result["ci_low"], result["ci_high"]) == (pytest.approx(mean - half), pytest.approx(mean + half))
+    naive = stats.ttest_rel(a, b)  # without the correction it is the ordinary paired t-test
+    assert result["t_naive"] == pytest.approx(naive.statistic) and result["p_naive"] == pytest.approx(naive.pvalue)
+    assert result["p_value"] > result["p_naive"], "the correction makes the test more cautious"
+
+
+def test_corrected_ttest_edge_cases():
+    assert metrics.corrected_resampled_ttest([0.5, 0.5], [0.5, 0.5], 0.25)["p_value"] == 1.0
+    assert metrics.corrected_resampled_ttest([0.6, 0.6], [0.5, 0.5], 0.25)["p_value"] == 0.0
+    assert np.isnan(metrics.corrected_resampled_ttest([0.6], [0.5], 0.25)["t"])
+
+
+def test_paired_tests_pick_the_leaders_and_use_the_shared_rounds():
+    results = _results([0.80, 0.82, 0.79, 0.85], [0.78, 0.80, 0.80, 0.81])
+    results = pd.concat([results, _results([0.1] * 4, [0.1] * 4).replace({"model": {"A": "C", "B": "D"}})])
+    tests = metrics.paired_tests(results, leaders=2)
+    assert len(tests) == 1 and tests.iloc[0][["model_a", "model_b"]].tolist() == ["A", "B"]
+    expected = metrics.corrected_resampled_ttest([0.80, 0.82, 0.79, 0.85], [0.78, 0.80, 0.80, 0.81], 10 / 30)
+    assert tests.iloc[0]["t"] == pytest.approx(expected["t"]) and tests.iloc[0]["p_holm"] == pytest.approx(expected["p_value"])
+
+
+def test_holm_and_pareto_front_by_hand():
+    np.testing.assert_allclose(metrics.holm([0.01, 0.04, 0.03]), [0.03, 0.06, 0.06])
+    front = metrics.pareto_front(cost=[1, 2, 3, 4, 2], score=[0.5, 0.7, 0.6, 0.9, 0.7])
+    assert front.tolist() == [True, True, False, True, True]

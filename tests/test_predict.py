@@ -2,7 +2,6 @@
 predictor, thresholds, the benchmark, and the error paths a learner will meet."""
 
 import json
-import shutil
 
 import keras
 import numpy as np
@@ -10,14 +9,14 @@ import pandas as pd
 import pytest
 
 from covid_tutorial import __version__
+from covid_tutorial.bench import benchmark_predict, format_benchmark
 from covid_tutorial.cli import main
-from covid_tutorial.data import load_dataset, load_images
+from covid_tutorial.images import load_images
+from covid_tutorial.metrics import decide, operating_point, threshold_for_sensitivity
 from covid_tutorial.models import build_classifier
 from covid_tutorial.pipeline import train_run
-from covid_tutorial.runs import RUN_FORMAT, load_run
 from covid_tutorial.predict import Predictor, fold_batchnorm
-from covid_tutorial.bench import benchmark_predict, format_benchmark
-from covid_tutorial.metrics import decide, operating_point, threshold_for_sensitivity
+from covid_tutorial.runs import RUN_FORMAT, RunConfig, TrainingSettings, load_run
 
 CLASSES = ["COVID-19", "Normal", "Pneumonia"]
 
@@ -37,17 +36,15 @@ def fake_run(folder, class_names=CLASSES, size=32, **config):
     """A RUN folder with an untrained VGG16 (fast to build): for error paths and timing."""
     folder.mkdir(parents=True)
     build_classifier("vgg16", len(class_names), size, weights=None, seed=0).save(folder / "model.keras")
-    settings = {
-        "run_format": RUN_FORMAT,
-        "status": "complete",
-        "class_names": list(class_names),
-        "backbone": "VGG16",
-        "image_size": size,
-        "training": {"bootstrap_rounds": 20},
-        "versions": {"covid_tutorial": __version__, "keras": keras.__version__},
-        **config,
-    }
-    (folder / "config.json").write_text(json.dumps(settings))
+    training = TrainingSettings(
+        backbone="VGG16", image_size=size, batch_size=8, head_epochs=1, fine_tune_epochs=0, fine_tune_layers=None,
+        seed=0, weights=None, two_stages=False, learning_rate=1e-3, profile="ci", bootstrap_rounds=20,
+    )
+    settings = RunConfig(
+        class_names=tuple(class_names), backbone="VGG16", image_size=size, preprocessing="caffe", training=training,
+        data="DATA", versions={"covid_tutorial": __version__, "keras": keras.__version__}, status="complete",
+    ).to_json()
+    (folder / "config.json").write_text(json.dumps({**settings, **config}))
     return folder
 
 
@@ -166,7 +163,7 @@ def test_evaluate_scores_only_held_out_patients_whatever_the_folder(small_run, p
     at_train_time = json.loads((small_run / "metrics.json").read_text())
     assert at_train_time["n_images"] == held_out
     for data, out in ((phantom_dir, tmp_path / "same"), (phantom_tree, tmp_path / "copy")):
-        assert main(["evaluate", str(small_run), str(data), "--out", str(out), "--bootstrap", "20"]) == 0
+        assert main(["evaluate", str(small_run), str(data), "--out", str(out), "--bootstrap-rounds", "20"]) == 0
         metrics = json.loads((out / "metrics.json").read_text())
         assert metrics["n_images"] == held_out and metrics["left_out"] == len(splits) - held_out
         assert np.array(metrics["confusion_matrix"]).sum() == held_out

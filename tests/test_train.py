@@ -6,10 +6,21 @@ import keras
 import numpy as np
 import pytest
 
-from covid_tutorial.data import load_dataset, load_images, one_hot
+from covid_tutorial import bench, train
+from covid_tutorial.data import load_dataset, one_hot
+from covid_tutorial.images import load_images
 from covid_tutorial.errors import RunError
-from covid_tutorial.models import backbone_layers, build_classifier
-from covid_tutorial.train import EpochBatches, TrainingCheckpoint, seed_everything, train_two_stage
+from covid_tutorial.models import (
+    backbone_layers,
+    build_classifier,
+)
+from covid_tutorial.train import (
+    EpochBatches,
+    TrainingCheckpoint,
+    recalibrate_batchnorm,
+    seed_everything,
+    train_two_stage,
+)
 
 SIZE = 32  # ResNet50's smallest input: the graph is real, the arithmetic is cheap
 
@@ -117,3 +128,58 @@ def test_resume_refuses_other_settings(tmp_path):
     (tmp_path / "ckpt" / "state.json").write_text(json.dumps({"fingerprint": {"batch_size": 16}}))
     with pytest.raises(RunError, match="batch_size: was 16, now 8"):
         checkpoint.load()
+
+
+def test_recalibrate_batchnorm_sets_the_running_mean_to_the_data_mean(gray_images):
+    model = build_classifier("resnet50", 3, 64, weights=None, seed=0)
+    model.get_layer("conv2_block1_1_bn").trainable = False
+    frozen_before = model.get_layer("conv2_block1_1_bn").moving_mean.numpy().copy()
+    momentum_before = model.get_layer("conv1_bn").momentum
+    conv = keras.Model(model.input, model.get_layer("conv1_conv").output)
+    expected = conv(np.repeat(gray_images[..., None], 3, -1).astype("float32")).numpy().mean(axis=(0, 1, 2))
+    count = recalibrate_batchnorm(model, gray_images, batch_size=1)
+    assert count == 52  # ResNet50 has 53 BatchNormalization layers; one is frozen
+    np.testing.assert_allclose(model.get_layer("conv1_bn").moving_mean.numpy(), expected, rtol=1e-4, atol=1e-3)
+    np.testing.assert_array_equal(model.get_layer("conv2_block1_1_bn").moving_mean.numpy(), frozen_before)
+    assert model.get_layer("conv1_bn").momentum == momentum_before and model.get_layer("augment").rotation == 10.0
+
+
+def test_mixed_precision_copy_keeps_inputs_and_output_in_float32():
+    keras.backend.clear_session()
+    model = build_classifier("vgg16", 3, 32, weights=None, seed=0)
+    mixed = train.to_mixed_precision(model)
+    assert keras.config.dtype_policy().name == "float32", "the global policy is left as it was"
+    assert mixed.get_layer("preprocess").compute_dtype == "float32"
+    assert mixed.get_layer("block1_conv1").compute_dtype == "float16"
+    assert mixed.get_layer("block1_conv1").kernel.dtype == "float32", "variables stay float32"
+    assert mixed.get_layer("predictions").compute_dtype == "float32" and mixed.output.dtype == "float32"
+    images = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(mixed(images, training=False), model(images, training=False), atol=2e-2)
+    mixed.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy")
+    assert isinstance(mixed.optimizer, keras.optimizers.LossScaleOptimizer), "small float16 gradients are scaled up"
+
+
+def test_execution_options_reach_the_fit_of_train_two_stage():
+    from covid_tutorial.train import train_two_stage
+
+    keras.backend.clear_session()
+    inputs = keras.Input((8, 8, 3), name="image")
+    x = keras.layers.GlobalAveragePooling2D(name="head_pool")(keras.layers.Conv2D(2, 3)(inputs))
+    x = keras.layers.Dense(3, name="head_logits")(keras.layers.Dropout(0.1, name="head_dropout")(x))
+    model = keras.Model(inputs, keras.layers.Activation("softmax", name="predictions")(x))
+    images = np.random.default_rng(0).uniform(0, 255, (8, 8, 8)).astype("uint8")
+    labels = np.eye(3, dtype="float32")[np.arange(8) % 3]
+    batches = train.HostAugmentedBatches(images, labels, batch_size=4, seed=0)
+    first = next(iter(batches.dataset(0, 1)))[0].numpy()
+    assert first.shape == (4, 8, 8, 3) and not np.allclose(first, np.repeat(images[batches.order(0)[:4]][..., None], 3, -1))
+    val = (np.repeat(images[..., None], 3, -1).astype("float32"), labels)
+    options = train.ExecutionOptions(jit_compile=True)
+    model.jit_compile = False
+    history = train_two_stage(model, batches, val, pretrained=False, head_epochs=1, fine_tune_epochs=0,
+                              learning_rate=1e-3, verbose=0, callbacks=[options])  # fmt: skip
+    assert len(history) == 1 and model.jit_compile is True and model.run_eagerly is False
+    train_two_stage(model, batches, val, pretrained=False, head_epochs=1, fine_tune_epochs=0, learning_rate=1e-3,
+                    verbose=0, callbacks=[train.ExecutionOptions(run_eagerly=True, jit_compile=True)])  # fmt: skip
+    assert model.run_eagerly is True and model.jit_compile is False, "eager steps cannot be XLA-compiled"
+    speed = bench.measure_training(model, batch_size=4, steps=1, jit_compile=True)
+    assert speed["train_images_per_s"] > 0 and model.jit_compile is True

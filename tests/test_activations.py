@@ -1,0 +1,64 @@
+"""covid_tutorial.activations: feature maps, their statistics, activation maximisation."""
+
+import cv2
+import numpy as np
+import pytest
+
+from covid_tutorial.activations import (
+    activation_statistics,
+    channel_lesion_energy,
+    depth_layers,
+    extract_activations,
+    input_resemblance,
+    maximize_filter_activation,
+    spatial_entropy,
+)
+from covid_tutorial.errors import CourseError
+from covid_tutorial.figures import feature_map_grid
+
+
+def test_activation_extraction_returns_the_requested_layers(model_and_image, gray_images):
+    model, _ = model_and_image
+    layers = depth_layers(model)
+    assert layers == ["conv1_relu", "conv2_block3_out", "conv3_block4_out", "conv4_block6_out", "conv5_block3_out"]
+    acts = extract_activations(model, gray_images, ["conv1_relu", "conv3_block4_out"], batch_size=1)
+    assert list(acts) == ["conv1_relu", "conv3_block4_out"]
+    assert acts["conv1_relu"].shape == (2, 32, 32, 64) and acts["conv3_block4_out"].shape == (2, 8, 8, 512)
+    stats = activation_statistics(acts, ["COVID-19", "Normal"])
+    assert len(stats) == 4 and set(stats["label"]) == {"COVID-19", "Normal"}
+    assert ((stats["sparsity"] >= 0) & (stats["sparsity"] <= 1)).all()
+    grid = feature_map_grid(acts["conv3_block4_out"][0], columns=4)
+    assert grid.shape == (2 * 9 - 1, 4 * 9 - 1)  # 8 channels by default: two rows of four
+
+
+def test_spatial_entropy_and_sparsity_known_values():
+    maps = np.zeros((1, 4, 4, 3))
+    maps[0, :, :, 0] = 1.0  # spread evenly: entropy 1
+    maps[0, 1, 2, 1] = 5.0  # one position: entropy 0
+    maps[0, :, :, 2] = -1.0  # nothing positive: NaN
+    np.testing.assert_allclose(spatial_entropy(maps)[0], [1.0, 0.0, np.nan])
+    stats = activation_statistics({"layer": maps})
+    assert stats.loc[0, "sparsity"] == pytest.approx(1 - 17 / 48)
+    assert stats.loc[0, "dead_channels"] == pytest.approx(1 / 3)
+    assert stats.loc[0, "spatial_entropy"] == pytest.approx(0.5)
+
+
+def test_activation_maximization_raises_the_filter_activation(model_and_image):
+    model, _ = model_and_image
+    images, table = maximize_filter_activation(model, "conv2_block3_out", [0, 5], steps=6)
+    assert images.shape == (2, 64, 64) and images.dtype == np.uint8
+    assert (table["activation_end"] > table["activation_start"]).all()
+    with pytest.raises(CourseError, match="filters"):
+        maximize_filter_activation(model, "conv1_relu", [64], steps=1)
+
+
+def test_input_resemblance_and_channel_lesion_energy_known_values(gray_images):
+    small = np.stack([cv2.resize(image.astype("float32"), (8, 8), interpolation=cv2.INTER_AREA) for image in gray_images])
+    resemblance = input_resemblance({"copy": np.repeat(small[..., None], 4, -1), "flipped": -small[..., None]}, gray_images)
+    assert resemblance["resemblance"].tolist() == pytest.approx([1.0, -1.0])
+    masks = np.zeros((2, 8, 8), bool)
+    masks[:, :4, :4] = True
+    activation = np.zeros((2, 8, 8, 2), np.float32)
+    activation[:, :4, :4, 0] = 1.0  # exactly the lesion
+    activation[..., 1] = 1.0  # everywhere
+    np.testing.assert_allclose(channel_lesion_energy(activation, masks), [1.0, 0.25], atol=1e-6)

@@ -1,0 +1,72 @@
+"""covid_tutorial.shortcuts: where maps point, masking outside the lung box, accuracy per test set."""
+
+import numpy as np
+import pytest
+
+from covid_tutorial.errors import CourseError
+from covid_tutorial.shortcuts import (
+    accuracy_by_test_set,
+    box_mask,
+    energy_in_box,
+    mask_outside_box,
+    where_maps_point,
+    write_masked_dataset,
+)
+
+
+def test_masking_outside_a_box_and_energy_in_the_box():
+    images = np.full((1, 10, 10), 200, np.uint8)
+    masked = mask_outside_box(images, (0.2, 0.8, 0.3, 0.9))
+    assert masked[0, 2:8, 3:9].min() == 200 and masked[0].sum() == 200 * 36
+    assert images.min() == 200  # the input is untouched
+    heat = np.zeros((1, 10, 10))
+    heat[0, 0, 0], heat[0, 5, 5] = 3.0, 1.0
+    assert energy_in_box(heat, (0, 0.1, 0, 0.1))[0] == pytest.approx(0.75)
+
+
+def test_where_maps_point_counts_peaks_and_energy_in_a_box_and_on_lesions():
+    maps = np.zeros((2, 10, 10))
+    maps[0, 0, 0] = 1.0  # peak in the corner box
+    maps[1, 6, 6] = 1.0  # peak on the lesion
+    lesions = np.zeros((2, 10, 10), bool)
+    lesions[:, 5:8, 5:8] = True
+    result = where_maps_point(maps, lesions, (0, 0.2, 0, 0.2))
+    assert result["peak in the box"] == 0.5 and result["peak on a lesion"] == 0.5
+    assert result["energy in the box"] == pytest.approx(0.5) and result["energy on lesions"] == pytest.approx(0.5)
+    assert result["box's share of the image"] == pytest.approx(0.04)
+    assert result["lesions' share of the image"] == pytest.approx(0.09)
+    assert box_mask((10, 20), (0, 0.5, 0.5, 1)).sum() == 50
+
+
+def quadrant_model(images):
+    """Hand-made classifier: class 0 when the top-left 4x4 quadrant of an 8x8 image is bright."""
+    logit = (np.asarray(images)[:, :4, :4, 0].mean(axis=(1, 2)) - 128.0) / 32.0
+    p0 = 1.0 / (1.0 + np.exp(-logit))
+    return np.stack([p0, 1.0 - p0], axis=1)
+
+
+def test_accuracy_by_test_set_with_a_hand_made_model():
+    bright, dark = np.zeros((8, 8), np.uint8), np.zeros((8, 8), np.uint8)
+    bright[:4, :4] = 255
+    images = np.stack([bright, bright, dark])
+    table = accuracy_by_test_set(quadrant_model, {"set": (images, ["A", "B", "B"])}, ["A", "B"])
+    assert table.loc["set", "images"] == 3
+    assert table.loc["set", "accuracy"] == pytest.approx(2 / 3)
+    assert table.loc["set", "recall A"] == 1.0 and table.loc["set", "recall B"] == 0.5
+
+
+def test_write_masked_dataset_masks_images_and_keeps_the_rest(tmp_path):
+    from covid_tutorial.data import load_dataset
+    from covid_tutorial.images import read_image
+    from covid_tutorial.phantoms import generate_phantoms
+
+    source = tmp_path / "source"
+    generate_phantoms(source, patients=3, size=40, seed=0, marker_class="COVID-19", progress=False)
+    out = write_masked_dataset(source, tmp_path / "masked", (0.25, 1.0, 0.0, 1.0))
+    original, masked = load_dataset(source), load_dataset(out)
+    assert len(masked) == len(original) and list(masked["label"]) == list(original["label"])
+    image, copy = read_image(original["path"][0]), read_image(masked["path"][0])
+    assert copy[:10].max() == 0 and np.array_equal(copy[10:], image[10:])
+    assert sorted(p.name for p in (out / "masks").iterdir()) == sorted(p.name for p in (source / "masks").iterdir())
+    with pytest.raises(CourseError, match="never writes"):
+        write_masked_dataset(source, source / "inside", (0, 1, 0, 1))
