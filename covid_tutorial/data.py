@@ -25,6 +25,7 @@ from .errors import DataError, DataWarning
 from .images import IMAGE_EXTENSIONS, load_images
 from .labels import CLASS_NAMES, map_label
 from .profiles import get_profile
+from .system import data_root
 
 __all__ = [
     "PUBLISHER_SPLITS",
@@ -36,7 +37,6 @@ __all__ = [
     "one_hot",
     "dataset_from_arrays",
     "make_dataset",
-    "data_root",
     "ensure_phantoms",
 ]
 
@@ -315,14 +315,6 @@ def make_dataset(
 
 
 # ---------------------------------------------------------------- the embedded phantoms
-
-
-def data_root() -> Path:
-    """``data/`` of the checkout when running from one, else a per-user cache folder."""
-    checkout = Path(__file__).resolve().parents[1] / "data"
-    if checkout.is_dir() and os.access(checkout, os.W_OK):
-        return checkout
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "covid_tutorial"
 
 
 def ensure_phantoms(profile=None, *, progress: bool = True) -> Path:

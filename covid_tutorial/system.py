@@ -31,6 +31,8 @@ __all__ = [
     "device_name",
     "release_memory",
     "refuse_output_inside",
+    "data_root",
+    "cache_dir",
     "sha1_of_file",
     "write_json",
     "local_time_now",
@@ -156,3 +158,19 @@ def software_versions() -> str:
     import tensorflow as tf
 
     return f"covid_tutorial {__version__}, TensorFlow {tf.__version__}, Keras {keras.__version__}"
+
+
+def data_root() -> Path:
+    """``data/`` of the checkout when running from one, else a per-user cache folder."""
+    checkout = Path(__file__).resolve().parents[1] / "data"
+    if checkout.is_dir() and os.access(checkout, os.W_OK):
+        return checkout
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "covid_tutorial"
+
+
+def cache_dir(kind: str) -> Path:
+    """A folder for derived files that can always be made again (decoded images, arrays
+    read from archives): ``<data root>/cache/<kind>``. Never inside a dataset's folder."""
+    folder = data_root() / "cache" / kind
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
