@@ -20,6 +20,7 @@ from pathlib import Path
 
 from . import NOT_FOR_CLINICAL_USE, __version__
 from .profiles import PROFILES
+from .system import start_tensorflow_quietly
 
 
 class _HelpFormatter(argparse.HelpFormatter):
@@ -57,19 +58,41 @@ def _add_seed(parser: argparse.ArgumentParser, default: int | None = 0, detail: 
     parser.add_argument("--seed", type=int, default=default, help=f"random seed{detail} (default: 0)")
 
 
-def _add_data(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "data",
-        type=Path,
-        metavar="DATA",
-        help="a folder with one subfolder per class, a folder holding metadata.csv, or a metadata CSV",
-    )
+DATA_HELP = (
+    "a folder (one subfolder per class, or per class and patient, optionally under train/val/test), "
+    "a metadata CSV or a folder holding one, a .npz archive, or a name from `covid-tutorial datasets`"
+)
+
+
+def _add_data(
+    parser: argparse.ArgumentParser, *, positional: bool = True, task: bool = True, unmapped: bool = True
+) -> None:
+    """DATA and the options that say how to read it, the same in every command."""
+    if positional:
+        parser.add_argument("data", type=Path, metavar="DATA", help=DATA_HELP)
     parser.add_argument(
         "--images", type=Path, metavar="DIR", help="image folder for a metadata CSV (default: beside the CSV)"
     )
     parser.add_argument(
-        "--drop-unmapped", action="store_true", help="drop images whose label maps to no course class"
-    )
+        "--collection", metavar="NAME",
+        help="read DATA with the rules of this registry entry (class names, patient ids, layout): for a "
+        "copy you fetched by hand",
+    )  # fmt: skip
+    parser.add_argument(
+        "--label-map", metavar="MAP",
+        help="your labels to the task's classes, 'LABEL=CLASS,...' or a TOML file, e.g. "
+        "'CT_NonCOVID=Non-COVID,No_findings=Normal'",
+    )  # fmt: skip
+    if unmapped:
+        parser.add_argument(
+            "--drop-unmapped", action="store_true", help="drop images whose label maps to no class of the task"
+        )
+    if task:
+        parser.add_argument(
+            "--classes", metavar="LIST",
+            help="the task: class names in the model's output order, e.g. COVID-19,Non-COVID "
+            "(default: COVID-19,Normal,Pneumonia)",
+        )  # fmt: skip
 
 
 def _add_training(parser: argparse.ArgumentParser) -> None:
@@ -109,13 +132,27 @@ def _add_models(parser: argparse.ArgumentParser, required: bool = False, default
 
 
 def _unmapped(args) -> str:
-    return "drop" if args.drop_unmapped else "error"
+    return "drop" if getattr(args, "drop_unmapped", False) else "error"
+
+
+def _reading(args) -> dict:
+    """How to read DATA, as load_dataset's keyword arguments."""
+    from .labels import parse_classes, parse_label_map
+
+    reading = {
+        "collection": args.collection,
+        "label_map": parse_label_map(args.label_map) if args.label_map else None,
+        "unmapped": _unmapped(args),
+    }
+    if hasattr(args, "classes"):  # evaluate and explain follow the RUN's task instead
+        reading["classes"] = parse_classes(args.classes) if args.classes else None
+    return reading
 
 
 def _load(args):
     from .data import load_dataset
 
-    return load_dataset(args.data, args.images, unmapped=_unmapped(args))
+    return load_dataset(args.data, args.images, **_reading(args))
 
 
 # ---------------------------------------------------------------- the commands
@@ -129,9 +166,13 @@ def cmd_demo(args) -> int:
 
 
 def cmd_phantoms(args) -> int:
+    from .ct_phantoms import generate_ct_phantoms
     from .phantoms import generate_phantoms, phantom_counts
 
-    table = generate_phantoms(args.out, patients=args.patients, size=args.size, seed=args.seed)
+    if args.modality == "ct":
+        table = generate_ct_phantoms(args.out, patients=args.patients, slices=args.slices, size=args.size, seed=args.seed)
+    else:
+        table = generate_phantoms(args.out, patients=args.patients, size=args.size, seed=args.seed)
     print(phantom_counts(table).to_string())
     print(f"Wrote {len(table)} images, their lesion masks and metadata.csv to {args.out}")
     return 0
@@ -157,7 +198,9 @@ def cmd_split(args) -> int:
 def cmd_inspect(args) -> int:
     from .inspection import inspection_text
 
-    print(inspection_text(args.metadata or args.data, args.images, as_json=args.json))
+    reading = _reading(args)
+    del reading["unmapped"]  # inspect reports labels with no class instead of refusing them
+    print(inspection_text(args.metadata or args.data, args.images, as_json=args.json, **reading))
     return 0
 
 
@@ -193,10 +236,11 @@ def cmd_train(args) -> int:
             fine_tune_layers=args.fine_tune_layers,
             seed=args.seed,
             image_dir=args.images,
-            unmapped=_unmapped(args),
+            split=args.split,
             resume=args.resume,
             overwrite=args.overwrite,
             evaluate=not args.no_evaluate,
+            **_reading(args),
         )
     except KeyboardInterrupt:
         print(
@@ -216,9 +260,9 @@ def cmd_evaluate(args) -> int:
         args.run,
         args.data,
         image_dir=args.images,
-        unmapped=_unmapped(args),
         out=args.out,
         n_bootstrap=args.bootstrap_rounds,
+        **_reading(args),
     )
     return 0
 
@@ -257,6 +301,8 @@ def cmd_explain(args) -> int:
         target=args.target,
         fraction=args.fraction,
         max_maps=args.max_maps,
+        image_dir=args.images,
+        **_reading(args),
     )
     print(quality_text(summary, args.fraction))
     print(f"Wrote overlays and explanation_quality.csv to {args.out}")
@@ -283,6 +329,17 @@ def cmd_bench_pipeline(args) -> int:
     print(f"Command: covid-tutorial bench pipeline {args.data} --image-size {args.image_size} "
           f"--batch-size {args.batch_size} --epochs {args.epochs}")  # fmt: skip
     print(format_input_pipeline_benchmark(result))
+    return 0
+
+
+def cmd_bench_load(args) -> int:
+    from .bench import benchmark_image_loading, format_image_loading_benchmark
+
+    result = benchmark_image_loading(
+        _load(args), image_size=args.image_size, workers=args.workers, repeats=args.timed_calls
+    )
+    print(f"Command: {args.command_line}")
+    print(format_image_loading_benchmark(result))
     return 0
 
 
@@ -334,8 +391,8 @@ def cmd_compare_run(args) -> int:
             max_runs=args.max_runs,
             latency_repeats=args.timed_calls,
             image_dir=args.images,
-            unmapped=_unmapped(args),
             command=args.command_line,
+            **_reading(args),
         )
     except KeyboardInterrupt:
         print(f"Stopped. Finished runs are saved in {args.out}; run the same command again to continue.", file=sys.stderr)
@@ -413,6 +470,11 @@ def build_parser() -> argparse.ArgumentParser:
     phantoms.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder (new or empty)")
     phantoms.add_argument("--patients", type=int, default=60, metavar="N", help="number of patients")
     phantoms.add_argument("--size", type=int, default=128, metavar="PX", help="side of the written images in px")
+    phantoms.add_argument(
+        "--modality", choices=["xray", "ct"], default="xray",
+        help="xray: chest radiographs; ct: adjacent axial CT slices of one synthetic volume per patient",
+    )  # fmt: skip
+    phantoms.add_argument("--slices", type=int, default=16, metavar="N", help="with --modality ct: slices per patient")
     _add_seed(phantoms)
 
     split = _add_command(
@@ -442,7 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a folder with one subfolder per class, a folder holding metadata.csv, or a metadata CSV",
     )  # fmt: skip
     source.add_argument("--metadata", type=Path, metavar="CSV", help="a metadata CSV (instead of DATA)")
-    inspect.add_argument("--images", type=Path, metavar="DIR", help="image folder for a metadata CSV (default: beside the CSV)")
+    _add_data(inspect, positional=False, unmapped=False)
     inspect.add_argument("--json", action="store_true", help="print the full report as JSON")
 
     _add_command(
@@ -475,6 +537,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data(train)
     train.add_argument("--out", type=Path, required=True, metavar="RUN", help="the RUN folder to write")
     train.add_argument(
+        "--split", choices=["patient", "publisher"], default="patient",
+        help="patient: a new patient-wise split; publisher: the train/val/test folders the collection ships",
+    )  # fmt: skip
+    train.add_argument(
         "--model", metavar="NAME", help="a keras.applications backbone, any case, e.g. resnet50, efficientnetb0 (default: resnet50)"
     )
     _add_training(train)
@@ -495,7 +561,7 @@ def build_parser() -> argparse.ArgumentParser:
         "metrics.csv, predictions.csv and figures/ into RUN (or --out).",
     )  # fmt: skip
     evaluate.add_argument("run", type=Path, metavar="RUN", help="a folder written by covid-tutorial train")
-    _add_data(evaluate)
+    _add_data(evaluate, task=False)
     evaluate.add_argument("--out", type=Path, metavar="DIR", help="where to write the results (default: RUN)")
     evaluate.add_argument(
         "--bootstrap-rounds", type=int, metavar="N",
@@ -522,7 +588,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(phantoms) and faithfulness (confidence drop when the map's top pixels are removed).",
     )  # fmt: skip
     explain.add_argument("run", type=Path, metavar="RUN", help="a folder written by covid-tutorial train")
-    explain.add_argument("data", type=Path, metavar="DATA", help="a dataset folder or metadata CSV (phantoms carry lesion masks)")
+    _add_data(explain, task=False)
     explain.add_argument(
         "--method", nargs="+", default=["gradcam"], choices=["gradcam", "gradcam++", "scorecam", "saliency"],
         metavar="METHOD", help="one or more of gradcam, gradcam++, scorecam, saliency (default: gradcam)",
@@ -567,6 +633,19 @@ def build_parser() -> argparse.ArgumentParser:
     bench_pipeline.add_argument(
         "--epochs", type=int, default=3, metavar="N", help="epochs (passes over DATA) timed for each pipeline, at least 2"
     )
+
+    bench_load = _add_command(
+        benchmarks, "load", cmd_bench_load,
+        help="seconds to read DATA's images: one by one in full, the course's loader, and its cache",
+        description="Read the images of DATA three ways, in turns and in one run: one file after the "
+        "other decoded in full (the old path); the course's loader with an empty cache (a thread pool, "
+        "JPEG decoded at reduced size when the target is smaller); and the same loader a second time, "
+        "from its cache of decoded, resized images. Prints seconds, images per second and the ratios.",
+    )  # fmt: skip
+    _add_data(bench_load)
+    bench_load.add_argument("--image-size", type=int, default=224, metavar="PX", help="size of the loaded images in px")
+    bench_load.add_argument("--workers", type=int, metavar="N", help="reading threads (default: the cores this process may use)")
+    _add_timed_calls(bench_load, default=3, warmup=False)
 
     bench_gradcam = _add_command(
         benchmarks, "gradcam", cmd_bench_gradcam,
@@ -660,6 +739,10 @@ def build_parser() -> argparse.ArgumentParser:
 # ---------------------------------------------------------------- running a command
 
 
+# Commands that never import TensorFlow; every other one starts it quietly first.
+_WITHOUT_TENSORFLOW = {cmd_phantoms, cmd_split, cmd_inspect, cmd_datasets, cmd_download}
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     print(f"warning: {message}", file=sys.stderr)
 
@@ -680,6 +763,8 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import CourseError
 
     try:
+        if args.func not in _WITHOUT_TENSORFLOW:
+            start_tensorflow_quietly()
         return args.func(args)
     except (CourseError, OSError) as err:
         if args.debug:

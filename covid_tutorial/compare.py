@@ -36,9 +36,10 @@ import pandas as pd
 
 from .bench import measure_inference
 from .data import dataset_from_arrays, load_dataset, one_hot
-from .images import load_images
+from .download import dataset_location
 from .errors import CourseError, DataError, RunError
 from .figures import figure_to_png, plot_pareto
+from .images import load_images
 from .labels import CLASS_NAMES
 from .metrics import (
     KEY_COLUMNS,
@@ -409,6 +410,8 @@ def run_comparison(
     latency_repeats: int = 20,
     image_dir=None,
     label_map: dict | None = None,
+    classes=None,
+    collection: str | None = None,
     unmapped: str = "error",
     command: str | None = None,
     progress: bool = True,
@@ -440,9 +443,13 @@ def run_comparison(
     if isinstance(data, pd.DataFrame):
         table, data_name = data.reset_index(drop=True), f"a table of {len(data)} images"
     else:
-        table, data_name = load_dataset(data, image_dir, label_map=label_map, unmapped=unmapped), str(data)
-        refuse_output_inside(out, Path(data))
-    class_names = [name for name in CLASS_NAMES if name in set(table["label"])]
+        refuse_output_inside(out, dataset_location(data))
+        table = load_dataset(
+            data, image_dir, collection=collection, classes=classes, label_map=label_map, unmapped=unmapped
+        )
+        data_name = str(data)
+    task = table.attrs.get("classes", CLASS_NAMES)  # the task's classes, in output order
+    class_names = [name for name in task if name in set(table["label"])]
     settings = {
         "data": data_name,
         "data_fingerprint": data_fingerprint(table),

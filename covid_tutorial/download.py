@@ -30,12 +30,11 @@ import zlib
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
-import pooch
 import requests
 
 from . import phantoms
 from .errors import CourseError
-from .registry import DatasetInfo, get_dataset_info
+from .registry import REGISTRY, DatasetInfo, get_dataset_info
 
 __all__ = [
     "DATA_ENV_VAR",
@@ -46,6 +45,7 @@ __all__ = [
     "ManualDownloadRequired",
     "default_data_dir",
     "dataset_dir",
+    "dataset_location",
     "download_dataset",
     "safe_extract",
     "sha256_of_file",
@@ -131,6 +131,8 @@ def default_data_dir() -> Path:
     root = _checkout_root()
     if root is not None:
         return root / "data" / "downloads"
+    import pooch  # here, not at the top: importing it reaches tqdm.auto, which warns in notebooks
+
     return Path(pooch.os_cache("covid_tutorial"))
 
 
@@ -143,6 +145,15 @@ def dataset_dir(name: str | DatasetInfo, dest: str | os.PathLike | None = None) 
 # ---------------------------------------------------------------------------
 # Hashes
 # ---------------------------------------------------------------------------
+
+
+def dataset_location(source) -> Path:
+    """Where DATA lives: the path as given, or for a registry name that is not a path, the
+    folder ``covid-tutorial download NAME`` puts that collection in."""
+    path = Path(source)
+    if not path.exists() and str(source) in REGISTRY:
+        return dataset_dir(str(source))
+    return path
 
 
 def sha256_of_file(path: str | os.PathLike) -> str:
@@ -400,6 +411,8 @@ def _filename_for(info: DatasetInfo) -> str:
 
 def _fetch(info: DatasetInfo, folder: Path, progress: bool) -> Path:
     """Download ``info.url`` into ``folder`` with pooch, verifying its hash."""
+    import pooch  # see default_data_dir
+
     url = info.url
     fname = _filename_for(info)
     target = folder / fname

@@ -62,8 +62,10 @@ __all__ = [
 METRIC_NAMES = ("accuracy", "sensitivity", "specificity", "precision", "f1", "roc_auc")
 
 
-def _metric_matrix(y_true: np.ndarray, y_prob: np.ndarray, n_classes: int) -> np.ndarray:
-    """Rows: classes then macro; columns: METRIC_NAMES."""
+def _metric_matrix(y_true: np.ndarray, y_prob: np.ndarray, n_classes: int, present=None) -> np.ndarray:
+    """Rows: classes then macro; columns: METRIC_NAMES. Classes not ``present`` in the data
+    scored (a RUN evaluated on a collection that lacks one of its classes) get no row
+    values and stay out of the macro average."""
     y_pred = y_prob.argmax(axis=1)
     labels = np.arange(n_classes)
     matrix = confusion_matrix(y_true, y_pred, labels=labels)
@@ -83,8 +85,13 @@ def _metric_matrix(y_true: np.ndarray, y_prob: np.ndarray, n_classes: int) -> np
         positive = y_true == k
         if 0 < positive.sum() < len(y_true):
             auc[k] = roc_auc_score(positive, y_prob[:, k])
-    per_class = np.column_stack([accuracy, recall, specificity, precision, f1, auc])
-    macro = np.nanmean(per_class, axis=0) if np.isfinite(per_class).any() else per_class[0]
+    per_class = np.column_stack([accuracy, recall, specificity, precision, f1, auc]).astype(float)
+    if present is not None:
+        per_class[~present] = np.nan
+    scored = per_class if present is None else per_class[present]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a metric undefined for every class: NaN
+        macro = np.nanmean(scored, axis=0) if np.isfinite(scored).any() else per_class[0].copy()
     macro[0] = tp.sum() / total  # overall accuracy, not the mean of one-vs-rest accuracies
     return np.vstack([per_class, macro])
 
@@ -108,9 +115,11 @@ def classification_metrics(
     y_true = np.asarray(y_true)
     y_prob = np.asarray(y_prob, dtype=float)
     n_classes = len(class_names)
-    point = _metric_matrix(y_true, y_prob, n_classes)
+    present = np.bincount(y_true, minlength=n_classes)[:n_classes] > 0
+    present = None if present.all() else present
+    point = _metric_matrix(y_true, y_prob, n_classes, present)
     low, high, n_patients = patient_bootstrap(
-        lambda rows: _metric_matrix(y_true[rows], y_prob[rows], n_classes),
+        lambda rows: _metric_matrix(y_true[rows], y_prob[rows], n_classes, present),
         len(y_true), groups, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed, shape=point.shape,
     )
     records = []
@@ -118,7 +127,8 @@ def classification_metrics(
         for c, metric in enumerate(METRIC_NAMES):
             records.append((name, metric, point[r, c], low[r, c], high[r, c]))
     table = pd.DataFrame(records, columns=["class", "metric", "value", "ci_low", "ci_high"])
-    table.attrs.update(n_images=len(y_true), n_patients=n_patients, n_bootstrap=n_bootstrap)
+    absent = [] if present is None else [name for name, here in zip(class_names, present) if not here]
+    table.attrs.update(n_images=len(y_true), n_patients=n_patients, n_bootstrap=n_bootstrap, absent_classes=absent)
     return table
 
 
@@ -151,13 +161,23 @@ def patient_bootstrap(statistic, n_rows: int, groups=None, *, n_bootstrap: int =
 
 
 def metrics_wide(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
-    """Classes as rows and metrics as columns, each cell "value [low, high]"."""
-    cell = table.apply(
-        lambda r: f"{r.value:.{digits}f} [{r.ci_low:.{digits}f}, {r.ci_high:.{digits}f}]", axis=1
-    )
+    """Classes as rows and metrics as columns, each cell "value [low, high]"; a class absent
+    from the data scored says so, and the macro row says over which classes it averages."""
+    absent = set(table.attrs.get("absent_classes", []))
+
+    def cell(row) -> str:
+        if row["class"] in absent:
+            return "absent from these data"
+        return f"{row.value:.{digits}f} [{row.ci_low:.{digits}f}, {row.ci_high:.{digits}f}]"
+
+    cell = table.apply(cell, axis=1)
     wide = table.assign(cell=cell).pivot(index="class", columns="metric", values="cell")
     order = list(dict.fromkeys(table["class"]))
-    return wide.loc[order, list(METRIC_NAMES)]
+    wide = wide.loc[order, list(METRIC_NAMES)]
+    if absent:
+        present = [name for name in order if name not in absent and name != "macro"]
+        wide = wide.rename(index={"macro": f"macro (over {', '.join(present)})"})
+    return wide
 
 
 def summarize_folds(per_fold: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:

@@ -70,6 +70,8 @@ __all__ = [
     "STAMP_FILENAME",
     "MASK_THRESHOLD",
     "MAX_STUDIES",
+    "check_output_folder",
+    "assign_classes",
     "generate_phantoms",
     "phantom_counts",
 ]
@@ -562,8 +564,9 @@ def _burn_marker(image: np.ndarray) -> None:
     )
 
 
-def _check_out_dir(out_dir: Path) -> None:
-    """Refuse a folder that holds anything other than an earlier phantom set."""
+def check_output_folder(out_dir: Path, generator: str, file_pattern: re.Pattern, maker: str = "generate_phantoms") -> None:
+    """Refuse a folder that holds anything other than an earlier set made by ``generator``
+    (its stamp file says so; its images and masks match ``file_pattern``)."""
     if not out_dir.exists():
         return
     if not out_dir.is_dir():
@@ -571,13 +574,11 @@ def _check_out_dir(out_dir: Path) -> None:
     entries = sorted(out_dir.iterdir())
     if not entries:
         return
-    if not (out_dir / STAMP_FILENAME).is_file() or not _is_our_stamp(
-        out_dir / STAMP_FILENAME
-    ):
+    if not _stamped_by(out_dir / STAMP_FILENAME, generator):
         raise DataError(
-            f"{out_dir} is not empty and was not written by generate_phantoms "
-            f"(no {STAMP_FILENAME} in it). Phantoms never overwrite a folder they did "
-            "not make: choose a new or empty folder, e.g. data/phantoms-ci."
+            f"{out_dir} is not empty and was not written by {maker} (no {STAMP_FILENAME} of "
+            "its own in it). Phantoms never overwrite a folder they did not make: choose a new "
+            "or empty folder, e.g. data/phantoms-ci."
         )
     ours = {STAMP_FILENAME, METADATA_FILENAME, IMAGE_FOLDER, MASK_FOLDER}
     foreign = [entry for entry in entries if entry.name not in ours]
@@ -586,7 +587,7 @@ def _check_out_dir(out_dir: Path) -> None:
             foreign += [
                 entry
                 for entry in folder.iterdir()
-                if not (entry.is_file() and _PHANTOM_PNG.match(entry.name))
+                if not (entry.is_file() and file_pattern.match(entry.name))
             ]
         elif folder.exists():
             foreign.append(folder)
@@ -598,17 +599,16 @@ def _check_out_dir(out_dir: Path) -> None:
         )
 
 
-def _is_our_stamp(path: Path) -> bool:
+def _stamped_by(path: Path, generator: str) -> bool:
     try:
-        return json.loads(path.read_text()).get("generator") == _GENERATOR_NAME
+        return json.loads(path.read_text()).get("generator") == generator
     except (ValueError, OSError, AttributeError):
         return False
 
 
-def _assign_classes(patients: int, seed: int) -> tuple:
-    """Classes in equal thirds, shuffled by the seed, and the lung each one-sided
-    pneumonia sits in: half left, half right, so that no split sees only one side."""
-    rng = np.random.default_rng(seed)
+def assign_classes(patients: int, rng: np.random.Generator) -> tuple:
+    """Classes in equal thirds, shuffled, and the lung each one-sided pneumonia sits in:
+    half left, half right, so that no split sees only one side."""
     classes = rng.permutation(np.resize(np.array(list(PHANTOM_FINDINGS)), patients))
     pneumonia = np.flatnonzero(classes == "Pneumonia")
     sides = np.zeros(patients, dtype=int)
@@ -693,7 +693,7 @@ def generate_phantoms(
     patients, size, seed = int(patients), int(size), int(seed)
 
     out_dir = Path(out_dir)
-    _check_out_dir(out_dir)
+    check_output_folder(out_dir, _GENERATOR_NAME, _PHANTOM_PNG)
     for folder in (IMAGE_FOLDER, MASK_FOLDER):
         (out_dir / folder).mkdir(parents=True, exist_ok=True)
         for old in (out_dir / folder).glob("P*_s*.png"):
@@ -711,7 +711,7 @@ def generate_phantoms(
     coordinates = (np.arange(size, dtype=np.float32) + 0.5) / size
     x, y = np.meshgrid(coordinates, coordinates)
     rows = []
-    classes, sides = _assign_classes(patients, seed)
+    classes, sides = assign_classes(patients, np.random.default_rng(seed))
     for patient_index in tqdm(
         range(patients), desc="phantoms", unit="patient", disable=not progress
     ):

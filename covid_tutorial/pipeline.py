@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix
 
-from . import __version__
+from . import __version__, splits
 from .data import dataset_from_arrays, ensure_phantoms, load_dataset, one_hot
-from .images import load_images, to_model_input
+from .download import dataset_location
 from .errors import CourseError, DataError, RunError
 from .explain import GradCAM, compute_heatmaps
 from .explanation_quality import (
@@ -42,6 +42,8 @@ from .figures import (
     plot_training_curves,
     write_html_report,
 )
+from .images import load_images, to_model_input
+from .inspection import check_confounders, confounder_warning
 from .labels import CLASS_NAMES
 from .metrics import classification_metrics, metrics_wide
 from .models import (
@@ -65,7 +67,7 @@ from .runs import (
     write_splits,
 )
 from .splits import split_by_patient
-from .system import refuse_output_inside, release_memory, sha1_of_file
+from .system import device_name, refuse_output_inside, release_memory, sha1_of_file
 from .train import (
     EpochBatches,
     TrainingCheckpoint,
@@ -151,6 +153,9 @@ def train_run(
     seed: int | None = None,
     learning_rate: float | None = None,
     label_map: dict | None = None,
+    classes=None,
+    collection: str | None = None,
+    split: str = "patient",
     progress: bool = True,
     image_dir=None,
     unmapped: str = "error",
@@ -180,7 +185,7 @@ def train_run(
 
     profile = get_profile(profile)
     out, data = Path(out), Path(data)
-    refuse_output_inside(out, data)
+    refuse_output_inside(out, dataset_location(data))
     checkpoint_dir = out / "checkpoint"
     requested = {
         "backbone": backbone, "image_size": image_size, "batch_size": batch_size, "head_epochs": head_epochs,
@@ -205,8 +210,15 @@ def train_run(
     out.mkdir(parents=True, exist_ok=True)
 
     _say(f"Loading {data}", progress)
-    table = split_by_patient(load_dataset(data, image_dir, label_map=label_map, unmapped=unmapped), seed=seed)
-    class_names = [name for name in CLASS_NAMES if name in set(table["label"])]
+    table = load_dataset(
+        data, image_dir, collection=collection, classes=classes, label_map=label_map, unmapped=unmapped
+    )
+    task = table.attrs.get("classes", CLASS_NAMES)  # the task's classes, in output order
+    shortcut = confounder_warning(check_confounders(table, max_patients_per_class=200, progress=False))
+    if shortcut:
+        print(shortcut, flush=True)
+    table = splits.split_by_publisher(table, seed=seed) if split == "publisher" else split_by_patient(table, seed=seed)
+    class_names = [name for name in task if name in set(table["label"])]
     images, table = load_images(table, size, progress=progress)
     table = table.reset_index(drop=True)
     table.insert(4, "sha1", [sha1_of_file(path) for path in table["path"]])
@@ -225,6 +237,8 @@ def train_run(
         preprocessing=spec.preprocessing,
         training=settings,
         data=str(data),
+        label_map=label_map,
+        collection=collection,
         versions={
             "covid_tutorial": __version__,
             "tensorflow": tf.__version__,
@@ -258,7 +272,7 @@ def train_run(
         model = build_classifier(spec.name, len(class_names), size, weights=settings.weights, seed=seed)
     train_batches = EpochBatches(images[part["train"]], labels[part["train"]], batch_size=batch_size, seed=seed)
     val_ds = dataset_from_arrays(images[part["val"]], labels[part["val"]], batch_size=batch_size)
-    _say("Training", progress)
+    _say(f"Training on {device_name()}", progress)
     history = train_two_stage(
         model,
         train_batches,
@@ -332,6 +346,7 @@ def evaluate_run(
     *,
     image_dir=None,
     label_map: dict | None = None,
+    collection: str | None = None,
     unmapped: str = "error",
     out=None,
     n_bootstrap: int | None = None,
@@ -342,14 +357,20 @@ def evaluate_run(
 
     Images the RUN was trained or validated on (same file content, whatever their name)
     are left out, so scoring the training data scores only its held-out test patients.
-    Writes :func:`write_evaluation` into ``out`` (default: the RUN folder).
+    Writes :func:`write_evaluation` into ``out`` (default: the RUN folder). Labels are read
+    into the RUN's task (its classes) with the RUN's label map unless ``label_map`` is given;
+    a class of the task that ``data`` lacks is reported as absent and left out of the
+    macro averages.
     """
 
     loaded = run if isinstance(run, LoadedRun) else load_run(run)
     class_names = loaded.class_names
     out = Path(out) if out is not None else loaded.folder
     _say(f"Loading {data}", progress)
-    table = load_dataset(data, image_dir, label_map=label_map, unmapped=unmapped)
+    table = load_dataset(
+        data, image_dir, collection=collection, classes=class_names,
+        label_map=loaded.config.label_map if label_map is None else label_map, unmapped=unmapped,
+    )  # fmt: skip
     unknown = sorted(set(table["label"]) - set(class_names))
     if unknown:
         raise DataError(
@@ -449,21 +470,21 @@ def run_demo(out="runs/demo", profile=None, *, progress: bool = True) -> Path:
     return report
 
 
-def _select_images(run: Path, data, split: str) -> tuple[pd.DataFrame, str]:
+def _select_images(run: Path, data, split: str, reading: dict) -> tuple[pd.DataFrame, str]:
     """Rows of ``data`` to explain: the RUN's ``split`` when the RUN was trained on ``data``.
 
     Images are matched to the RUN's ``splits.csv`` by content (SHA-1) when it records it,
     else by path, so a renamed or moved copy of the same data still finds its split.
     """
 
-    table = load_dataset(data)
-    splits = read_splits(run)
-    if splits is not None:
-        if "sha1" in splits.columns:
-            keys, where = table["path"].map(sha1_of_file), dict(zip(splits["sha1"], splits["split"]))
+    table = load_dataset(data, **reading)
+    saved = read_splits(run)
+    if saved is not None:
+        if "sha1" in saved.columns:
+            keys, where = table["path"].map(sha1_of_file), dict(zip(saved["sha1"], saved["split"]))
         else:
             keys = table["path"].map(os.path.realpath)
-            where = dict(zip(splits["path"].map(os.path.realpath), splits["split"]))
+            where = dict(zip(saved["path"].map(os.path.realpath), saved["split"]))
         table["split"] = keys.map(where)
         if table["split"].notna().any():
             chosen = table[table["split"] == split]
@@ -486,6 +507,10 @@ def explain_run(
     fraction: float = 0.1,
     max_maps: int = 32,
     seed: int = 0,
+    image_dir=None,
+    label_map: dict | None = None,
+    collection: str | None = None,
+    unmapped: str = "error",
     progress: bool = True,
 ) -> pd.DataFrame:
     """Explain a trained RUN on ``data``: overlays (PNG) and the quality table (CSV).
@@ -497,12 +522,16 @@ def explain_run(
     """
 
     run, out = Path(run), Path(out)
-    refuse_output_inside(out, Path(data))
+    refuse_output_inside(out, dataset_location(data))
     if target not in ("true", "predicted"):
         raise ValueError("target must be 'true' or 'predicted'")
     loaded = load_run(run)
     model, class_names, size = loaded.model, loaded.class_names, loaded.image_size
-    table, where = _select_images(run, data, split)
+    reading = dict(
+        images=image_dir, collection=collection, classes=class_names, unmapped=unmapped,
+        label_map=loaded.config.label_map if label_map is None else label_map,
+    )  # fmt: skip
+    table, where = _select_images(run, data, split, reading)
     table = table[table["label"].isin(class_names)]
     if per_class:
         table = table.groupby("label", sort=False).head(per_class)

@@ -30,7 +30,7 @@ from pathlib import Path, PurePosixPath
 import pandas as pd
 
 from .errors import CourseError
-from .labels import CLASS_NAMES
+from .labels import CLASS_NAMES, EXCLUDED, NON_COVID
 
 __all__ = [
     "NON_COVID_LABEL",
@@ -56,9 +56,9 @@ __all__ = [
 
 #: Binary collections (COVID vs not) whose negative class mixes healthy lungs and other
 #: diseases cannot honestly be called "Normal"; they map to this label instead.
-NON_COVID_LABEL = "Non-COVID"
-#: How ``registry.toml`` writes a class left out of the course (``None`` in Python).
-EXCLUDED = "excluded"
+NON_COVID_LABEL = NON_COVID
+# EXCLUDED (from labels): how ``registry.toml`` and ``--label-map`` write a class left out
+# of the course (``None`` in Python).
 
 METHODS = ("direct", "github", "kaggle", "manual", "generate")
 MODALITIES = ("X-ray", "CT")

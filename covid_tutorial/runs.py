@@ -95,7 +95,9 @@ class TrainingSettings:
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
-    """The content of a RUN's ``config.json``."""
+    """The content of a RUN's ``config.json``. ``class_names`` is the task: the classes the
+    model tells apart, in the order of its outputs (the course's three, COVID-19 against
+    Non-COVID, or the user's own)."""
 
     class_names: tuple[str, ...]
     backbone: str
@@ -104,6 +106,8 @@ class RunConfig:
     training: TrainingSettings
     data: str
     versions: dict
+    label_map: dict | None = None  # the user's label -> class rules, applied again by evaluate and explain
+    collection: str | None = None  # the registry entry whose rules read the training data
     status: str = "training"  # "complete" once model.keras is written
     trainable_parameters: dict | None = None  # per stage
     epochs_trained: int | None = None

@@ -1,6 +1,7 @@
 """Patient-wise splits: no patient's images on both sides of a split.
 
-:func:`split_by_patient` (train, validation, test), :func:`patient_folds` (stratified
+:func:`split_by_patient` (train, validation, test), :func:`split_by_publisher` (the
+publisher's own train/val/test folders or arrays), :func:`patient_folds` (stratified
 patient-grouped k-fold), :func:`comparison_folds` (the same, repeated with new seeds, as
 the comparison protocol uses them) and :func:`validation_rows`, all through
 scikit-learn's ``GroupShuffleSplit`` and ``StratifiedGroupKFold``.
@@ -10,16 +11,20 @@ scikit-learn's ``GroupShuffleSplit`` and ``StratifiedGroupKFold``.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
-from .errors import DataError
+from .data import generated_patient_ids
+from .errors import DataError, DataWarning
 
 __all__ = [
     "check_patient_disjoint",
     "patient_folds",
     "split_by_patient",
+    "split_by_publisher",
     "measure_split_leakage",
     "VALIDATION_FRACTION",
     "comparison_folds",
@@ -40,12 +45,14 @@ def check_patient_disjoint(table: pd.DataFrame, column: str = "split") -> None:
         )
 
 
-def _grouped_folds(table: pd.DataFrame, folds: int, seed: int) -> np.ndarray:
+def _grouped_folds(table: pd.DataFrame, folds: int, seed: int, what_to_do: str | None = None) -> np.ndarray:
     per_class_patients = table.groupby("label")["patient_id"].nunique()
-    if (per_class_patients < folds).any():
+    too_few = per_class_patients[per_class_patients < folds]
+    if not too_few.empty:
+        counts = ", ".join(f"class {label!r} has {n} patient(s)" for label, n in too_few.items())
         raise DataError(
-            f"cannot make {folds} patient-wise folds: some classes have fewer patients "
-            f"({per_class_patients.to_dict()}). Use fewer folds or more data."
+            f"cannot make {folds} patient-wise folds: {counts}, fewer patients than folds. "
+            + (what_to_do or f"Use fewer folds (at most {int(per_class_patients.min())} here) or more data.")
         )
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     fold = np.empty(len(table), dtype=int)
@@ -71,13 +78,62 @@ def split_by_patient(
     the sizes are rounded to whole folds (0.2 means one fold in five).
     """
     table = table.reset_index(drop=True).copy()
-    test_fold = _grouped_folds(table, max(2, round(1 / test_size)), seed) == 0
+    shares = (
+        f"A test share of {test_size} and a validation share of {val_size} need at least "
+        f"{max(2, round(1 / test_size))} and {max(2, round((1 - test_size) / val_size))} patients per class. "
+        "Give larger shares (--test-size 0.34 --val-size 0.5 with 3 patients per class) or more data."
+    )
+    test_fold = _grouped_folds(table, max(2, round(1 / test_size)), seed, shares) == 0
     table["split"] = np.where(test_fold, "test", "train")
     rest = table[~test_fold]
     val_folds = max(2, round((1 - test_size) / val_size))
-    val_fold = _grouped_folds(rest, val_folds, seed + 1) == 0
+    val_fold = _grouped_folds(rest, val_folds, seed + 1, shares) == 0
     table.loc[rest.index[val_fold], "split"] = "val"
     check_patient_disjoint(table, "split")
+    return table
+
+
+def split_by_publisher(table: pd.DataFrame, val_size: float = 0.15, seed: int = 0) -> pd.DataFrame:
+    """Add a ``split`` column (train/val/test) from the publisher's own ``publisher_split``.
+
+    When the publisher made no validation split, about ``val_size`` of the training
+    patients become ``val`` (patient-grouped, stratified, seeded). Warns when the images
+    have no patient ids (the publisher's split may then hold one patient on both sides)
+    and when a patient sits in two of the publisher's splits.
+    """
+    if "publisher_split" not in table:
+        raise DataError(
+            "this dataset has no publisher split (no train/val/test folders or arrays): "
+            "split it by patient instead (--split patient)."
+        )
+    table = table.reset_index(drop=True).copy()
+    table["split"] = table["publisher_split"].astype(str)
+    for needed in ("train", "test"):
+        if not (table["split"] == needed).any():
+            raise DataError(
+                f"the publisher's split has no {needed!r} part (found {sorted(table['split'].unique())}): "
+                "split it by patient instead (--split patient)."
+            )
+    if generated_patient_ids(table).all():
+        warnings.warn(
+            "the publisher's split is used on images without patient ids: nothing shows whether one "
+            "patient's images sit in both training and test data, which would inflate every score.",
+            DataWarning,
+            stacklevel=2,
+        )
+    else:
+        shared = shared_patients(table["split"], table["patient_id"])
+        if shared:
+            warnings.warn(
+                f"{len(shared)} patient(s) sit in more than one of the publisher's splits, e.g. "
+                f"{shared[:3]}: the publisher's split leaks patients; split by patient instead (--split patient).",
+                DataWarning,
+                stacklevel=2,
+            )
+    if not (table["split"] == "val").any():
+        train = table[table["split"] == "train"]
+        in_val = validation_rows(train, seed, fraction=val_size)
+        table.loc[train.index[in_val], "split"] = "val"
     return table
 
 

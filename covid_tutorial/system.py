@@ -9,6 +9,7 @@ input data (:func:`refuse_output_inside`).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import datetime as _dt
 import gc
@@ -16,6 +17,7 @@ import hashlib
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -32,7 +34,9 @@ __all__ = [
     "release_memory",
     "refuse_output_inside",
     "data_root",
+    "CACHE_ENV_VAR",
     "cache_dir",
+    "start_tensorflow_quietly",
     "sha1_of_file",
     "write_json",
     "local_time_now",
@@ -168,9 +172,41 @@ def data_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "covid_tutorial"
 
 
+CACHE_ENV_VAR = "COVID_TUTORIAL_CACHE"
+
+
 def cache_dir(kind: str) -> Path:
     """A folder for derived files that can always be made again (decoded images, arrays
-    read from archives): ``<data root>/cache/<kind>``. Never inside a dataset's folder."""
-    folder = data_root() / "cache" / kind
+    read from archives): ``$COVID_TUTORIAL_CACHE/<kind>``, else ``<data root>/cache/<kind>``.
+    Never inside a dataset's folder."""
+    root = os.environ.get(CACHE_ENV_VAR)
+    folder = (Path(root).expanduser() if root else data_root() / "cache") / kind
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+@contextlib.contextmanager
+def _stderr_to_devnull():
+    """Send the process's own stderr (file descriptor 2, where C++ libraries write) nowhere."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def start_tensorflow_quietly() -> None:
+    """Import TensorFlow and find its devices with the start-up lines (absl, oneDNN, CUDA
+    probing) kept off the terminal: no environment variable silences them in TF 2.21. What
+    matters of them, the device, is said where it counts (``train`` names it, the
+    benchmarks describe the machine)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with _stderr_to_devnull():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")

@@ -1,8 +1,11 @@
 """Shared fixtures: a small phantom dataset made once per test session, offline."""
 
 import os
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Decoded images and unpacked arrays go to a cache of this session, not the checkout's data/.
+os.environ.setdefault("COVID_TUTORIAL_CACHE", tempfile.mkdtemp(prefix="covid-tutorial-cache-"))
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 import numpy as np  # noqa: E402

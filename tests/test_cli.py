@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 
@@ -37,7 +38,7 @@ def options_by_name():
 def test_every_command_and_subcommand_has_a_help_line_a_description_and_helped_options(capsys):
     commands = list(walk_commands())
     assert {" ".join(path) for path, _, _ in commands} >= {
-        "compare run", "compare merge", "compare zoo", "compare speed", "bench predict", "bench pipeline", "bench gradcam",
+        "compare run", "compare merge", "compare zoo", "compare speed", "bench predict", "bench pipeline", "bench load", "bench gradcam",
     }
     for path, parser, help_line in commands:
         name = " ".join(path) or "covid-tutorial"
@@ -68,7 +69,7 @@ def test_one_name_per_concept_across_commands():
     for where, action in options["--repeats"]:
         assert "k-fold" in action.help, f"{where}: --repeats must mean the repeats of the k-fold"
     timed = {where for where, _ in options["--timed-calls"]}
-    assert timed == {"bench predict", "bench gradcam", "compare run", "compare speed"}
+    assert timed == {"bench predict", "bench gradcam", "bench load", "compare run", "compare speed"}
     assert {where for where, _ in options["--model"]} == {"train", "bench gradcam"}
     assert {where for where, _ in options["--models"]} == {"compare run", "compare zoo", "compare speed"}
     assert {where for where, _ in options["--bootstrap-rounds"]} == {"evaluate"}
@@ -268,3 +269,14 @@ def test_demo_ci_profile_learns_and_writes_its_report(tmp_path):
 def markdown_rows(text: str) -> list[list[str]]:
     """The cells of each row of the Markdown tables in ``text``, stripped of padding."""
     return [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in text.splitlines() if line.startswith("|")]
+
+
+def test_tensorflow_start_up_lines_stay_off_the_terminal(tmp_path):
+    # TensorFlow 2.21 prints absl, oneDNN and CUDA lines on import that no variable silences.
+    command = [sys.executable, "-m", "covid_tutorial.cli", "evaluate", str(tmp_path / "no-run"), str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"})
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"error: {tmp_path / 'no-run'}: no such RUN folder. Train one with "
+        f"`covid-tutorial train DATA --out {tmp_path / 'no-run'}`."
+    ]

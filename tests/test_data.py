@@ -1,4 +1,6 @@
+import dataclasses
 import shutil
+import warnings
 from pathlib import Path
 
 import cv2
@@ -11,6 +13,7 @@ from covid_tutorial.data import load_dataset, make_dataset
 from covid_tutorial.images import load_images, pad_and_resize, read_image
 from covid_tutorial.errors import DataError, DataWarning
 from covid_tutorial.labels import CLASS_NAMES, map_label
+from covid_tutorial.registry import REGISTRY, PatientIds
 from covid_tutorial.splits import (
     check_patient_disjoint,
     patient_folds,
@@ -226,3 +229,257 @@ def test_input_pipeline_benchmark_reports_all_candidates(phantom_dir):
     assert len(result) == 3 and result["pipeline"].iloc[-1].startswith("course pipeline")
     assert (result[["epoch_1_images_per_s", "later_epochs_images_per_s"]] > 0).all().all()
     assert result["course_speedup_later_epochs"].iloc[-1] == 1.0
+
+
+# ------------------------------------------------------------------ every layout, one door
+
+
+def _png(path, value=100):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), np.full((8, 8), value, np.uint8))
+    return path
+
+
+def _ct_patients(root, classes=("Covid", "Healthy", "Others"), patients=2, slices=2):
+    """The seed paper's CT layout: <class>/<patient>/*.png."""
+    for c in classes:
+        for p in range(patients):
+            for s in range(slices):
+                _png(root / c / f"Patient ({p + 1})" / f"{s}.png")
+
+
+def test_folder_per_class_per_patient_is_detected(tmp_path):
+    _ct_patients(tmp_path, classes=("COVID", "Normal"), patients=3)
+    before = snapshot(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning: every image has a patient
+        table = load_dataset(tmp_path)
+    assert table.attrs["layout"] == "folder-per-class-per-patient"
+    assert table["patient_id"].nunique() == 6 and len(table) == 12
+    assert "COVID/Patient (1)" in set(table["patient_id"])
+    assert snapshot(tmp_path) == before
+
+
+def test_seed_ct_layout_through_its_registry_entry(tmp_path):
+    root = tmp_path / "download" / "New_Data_CoV2"
+    _ct_patients(root)
+    with pytest.raises(DataError, match="Others"):
+        load_dataset(root)  # "Others" is no course name: the registry entry knows it
+    table = load_dataset(tmp_path / "download", collection="covid-ct-multiclass")
+    assert table.groupby("label")["patient_id"].nunique().to_dict() == {"COVID-19": 2, "Normal": 2, "Pneumonia": 2}
+    assert table.attrs["collection"] == "covid-ct-multiclass"
+    binary = load_dataset(root, collection="covid-ct-multiclass", classes=("COVID-19", "Non-COVID"))
+    assert binary["label"].value_counts().to_dict() == {"Non-COVID": 8, "COVID-19": 4}
+
+
+def test_registry_name_reads_the_download_or_names_the_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("COVID_TUTORIAL_DATA", str(tmp_path))
+    with pytest.raises(DataError, match="covid-tutorial download covid-ct-multiclass") as caught:
+        load_dataset("covid-ct-multiclass")
+    assert "\n" not in str(caught.value)
+    _ct_patients(tmp_path / "covid-ct-multiclass" / "New_Data_CoV2")
+    table = load_dataset("covid-ct-multiclass")
+    assert set(table["label"]) == set(CLASS_NAMES) and len(table) == 12
+
+
+def test_per_patient_folders_under_publisher_splits(tmp_path):
+    for split in ("train", "validation", "test"):
+        for c in ("COVID", "Normal"):
+            _png(tmp_path / split / c / f"{split}-{c}-p1" / "a.png")
+            _png(tmp_path / split / c / f"{split}-{c}-p1" / "b.png")
+    table = load_dataset(tmp_path)
+    assert table.attrs["layout"] == "folder-per-class-per-patient"
+    assert table.groupby("publisher_split")["patient_id"].nunique().to_dict() == {"test": 2, "train": 2, "val": 2}
+
+
+def test_class_folders_with_images_and_masks_read_images_only(tmp_path):
+    root = tmp_path / "COVID-19_Radiography_Dataset"
+    for c in ("COVID", "Normal", "Viral Pneumonia", "Lung_Opacity"):
+        _png(root / c / "images" / f"{c}-1.png")
+        _png(root / c / "masks" / f"{c}-1.png")
+    with pytest.raises(DataError, match="Lung_Opacity"):
+        load_dataset(tmp_path)
+    with pytest.warns(DataWarning, match=r"left out 1 image.*Lung_Opacity"):
+        table = load_dataset(tmp_path, collection="covid19-radiography")
+    assert len(table) == 3 and not table["path"].str.contains("masks").any()
+
+
+def test_csv_without_file_column_finds_images_named_after_patients(tmp_path):
+    pd.DataFrame({"patientid": ["P1", "P2", "P3", "P4"], "finding": ["COVID", "normal", "Pneumonia", "normal"]}).to_csv(
+        tmp_path / "labels.csv", index=False
+    )
+    images = tmp_path / "scans"
+    for name in ("P1.png", "P1_2.png", "P2-1.jpg", "P3.bmp", "stray.png"):
+        _png(images / name)
+    with pytest.warns(DataWarning) as caught:
+        table = load_dataset(tmp_path / "labels.csv", images=images)
+    messages = " ".join(str(w.message) for w in caught)
+    assert "1 image(s)" in messages and "stray.png" in messages, "an image named after no patient"
+    assert "1 row(s) whose patient has no image" in messages and "P4" in messages
+    assert table.groupby("patient_id").size().to_dict() == {"P1": 2, "P2": 1, "P3": 1}
+    assert table.set_index("patient_id")["label"].to_dict()["P2"] == "Normal"
+
+
+def test_npz_arrays_are_cached_outside_the_input_folder(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setattr("covid_tutorial.data.cache_dir", lambda kind: cache / kind)
+    folder = tmp_path / "pneumoniamnist"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, n in (("train", 6), ("val", 2), ("test", 3)):
+        arrays[f"{split}_images"] = rng.integers(0, 255, (n, 8, 8), dtype=np.uint8)
+        arrays[f"{split}_labels"] = (np.arange(n) % 2).reshape(n, 1).astype(np.uint8)
+    np.savez(folder / "pneumoniamnist.npz", **arrays)
+    before = snapshot(folder)
+    with pytest.raises(DataError, match=r"\['0', '1'\].*--label-map '0=<class>'"):
+        load_dataset(folder)
+    with pytest.warns(DataWarning, match="no patient id"):
+        table = load_dataset(folder / "pneumoniamnist.npz", collection="pneumoniamnist")
+    assert snapshot(folder) == before, "nothing written next to the archive"
+    assert table["publisher_split"].value_counts().to_dict() == {"train": 6, "test": 3, "val": 2}
+    assert table["label"].tolist()[:2] == ["Normal", "Pneumonia"]
+    first = Path(table["path"].iloc[0])
+    assert first.is_relative_to(cache / "npz") and first.is_file()
+    np.testing.assert_array_equal(cv2.imread(str(first), 0), arrays["train_images"][0])
+    made = first.stat().st_mtime_ns
+    with pytest.warns(DataWarning):
+        again = load_dataset(folder, collection="pneumoniamnist", label_map={"normal (label 0)": "Normal"})
+    assert Path(again["path"].iloc[0]).stat().st_mtime_ns == made, "the cache is reused"
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def test_a_label_outside_the_task_is_one_line_with_the_command_line_fix(tmp_path):
+    for c in ("CT_COVID", "CT_NonCOVID"):
+        _png(tmp_path / c / "a.png")
+    with pytest.raises(DataError) as caught:
+        load_dataset(tmp_path)
+    message = str(caught.value)
+    assert "\n" not in message and str(tmp_path) in message and "CT_NonCOVID" in message
+    assert "--label-map 'CT_NonCOVID=<class>'" in message and "--drop-unmapped" in message
+    assert "--classes 'COVID-19,Non-COVID'" in message
+    with pytest.warns(DataWarning, match="no patient id"):
+        table = load_dataset(tmp_path, classes=("COVID-19", "Non-COVID"))
+    assert sorted(table["label"]) == ["COVID-19", "Non-COVID"]
+
+
+def test_rows_with_an_empty_patient_id_get_their_own_counted(tmp_path):
+    for i in range(4):
+        _png(tmp_path / f"{i}.png")
+    pd.DataFrame(
+        {"filename": [f"{i}.png" for i in range(4)], "finding": ["COVID", "Normal"] * 2, "patientid": ["a", " ", "", "b"]}
+    ).to_csv(tmp_path / "meta.csv", index=False)
+    with pytest.warns(DataWarning, match="2 of 4 image"):
+        table = load_dataset(tmp_path / "meta.csv")
+    assert table["patient_id"].nunique() == 4
+    assert table["patient_id"].str.startswith("image-").sum() == 2
+
+
+def test_loose_images_next_to_class_folders_are_skipped_and_counted(tmp_path):
+    _png(tmp_path / "COVID" / "a.png")
+    _png(tmp_path / "Normal" / "b.png")
+    _png(tmp_path / "stray1.png")
+    _png(tmp_path / "stray2.jpg")
+    with pytest.warns(DataWarning) as caught:
+        table = load_dataset(tmp_path)
+    assert any("skipped 2 loose image(s)" in str(w.message) for w in caught)
+    assert len(table) == 2 and len(table.attrs["loose_images"]) == 2
+
+
+def test_empty_files_are_skipped_and_counted(tmp_path):
+    _png(tmp_path / "COVID" / "a.png")
+    _png(tmp_path / "Normal" / "b.png")
+    (tmp_path / "Normal" / "empty.png").write_bytes(b"")
+    (tmp_path / "meta.csv").write_text("filename,finding\nCOVID/a.png,COVID\nNormal/empty.png,Normal\nNormal/b.png,Normal\n")
+    for source in (tmp_path, tmp_path / "meta.csv"):
+        with pytest.warns(DataWarning, match=r"skipped 1 empty \(0-byte\) file"):
+            table = load_dataset(source)
+        assert len(table) == 2 and table.attrs["empty_files"][0].endswith("empty.png")
+
+
+def test_symlink_loops_and_links_out_of_the_tree_are_not_followed(tmp_path):
+    root = tmp_path / "data"
+    _png(root / "COVID" / "a.png")
+    _png(root / "Normal" / "b.png")
+    outside = _png(tmp_path / "elsewhere" / "secret.png")
+    (root / "COVID" / "up").symlink_to(root, target_is_directory=True)  # a loop through a folder
+    (root / "Normal" / "loop.png").symlink_to(root / "Normal" / "loop.png")  # a link to itself
+    (root / "Normal" / "out.png").symlink_to(outside)
+    (root / "Normal" / "inside.png").symlink_to(root / "COVID" / "a.png")
+    before = snapshot(root)
+    with pytest.warns(DataWarning, match="skipped 3 symbolic link"):
+        table = load_dataset(root)
+    assert sorted(Path(p).name for p in table["path"]) == ["a.png", "b.png", "inside.png"]
+    assert len(table.attrs["symlinks_not_followed"]) == 3
+    assert snapshot(root) == before
+
+
+def test_csv_with_byte_order_mark_and_crlf_line_ends(tmp_path):
+    _png(tmp_path / "a.png")
+    _png(tmp_path / "b.png")
+    text = "patientid,filename,finding\r\np1,a.png,COVID-19\r\np2,b.png,No Finding\r\n"
+    (tmp_path / "meta.csv").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    table = load_dataset(tmp_path / "meta.csv")
+    assert table["patient_id"].tolist() == ["p1", "p2"]
+    assert table["label"].tolist() == ["COVID-19", "Normal"]
+
+
+def test_two_rows_naming_one_file_are_deduplicated(tmp_path):
+    _png(tmp_path / "a.png")
+    _png(tmp_path / "b.png")
+    (tmp_path / "meta.csv").write_text(
+        "patientid,filename,finding\np1,a.png,COVID\np1,a.png,Normal\np2,b.png,Normal\np3,b.png,Normal\n"
+    )
+    with pytest.warns(DataWarning, match=r"2 row\(s\) name an image another row already names.*1 of them with another label"):
+        table = load_dataset(tmp_path / "meta.csv")
+    assert table[["patient_id", "label"]].values.tolist() == [["p1", "COVID-19"], ["p2", "Normal"]]
+
+
+def test_registry_row_filters_apply_to_a_copy_fetched_by_hand(tmp_path):
+    for name in ("a.png", "b.png", "c.png", "d.png"):
+        _png(tmp_path / "images" / name)
+    pd.DataFrame(
+        {
+            "patientid": ["1", "2", "3", "4"],
+            "finding": ["Pneumonia/Viral/COVID-19", "No Finding", "Pneumonia/Bacterial", "No Finding"],
+            "modality": ["X-ray", "X-ray", "X-ray", "CT"],
+            "view": ["PA", "AP", "L", "PA"],
+            "filename": ["a.png", "b.png", "c.png", "d.png"],
+        }
+    ).to_csv(tmp_path / "metadata.csv", index=False)
+    table = load_dataset(tmp_path, collection="covid-chestxray")
+    assert table["path"].map(lambda p: Path(p).name).tolist() == ["a.png", "b.png"]
+    lateral = load_dataset(tmp_path, collection="covid-chestxray", views=["L"])
+    assert lateral["label"].tolist() == ["Pneumonia"]
+
+
+def test_patient_ids_from_a_file_name_pattern_of_the_entry(tmp_path):
+    ids = PatientIds("filename-pattern", "patient before the first underscore", pattern=r"^(?P<patient>P\d+)_")
+    entry = dataclasses.replace(REGISTRY["sars-cov-2-ct"], patient_ids=ids)
+    for name in ("P1_a.png", "P1_b.png", "P2_a.png"):
+        _png(tmp_path / "COVID" / name)
+    _png(tmp_path / "non-COVID" / "P3_a.png")
+    table = load_dataset(tmp_path, collection=entry, classes=("COVID-19", "Non-COVID"))
+    assert table.groupby("patient_id").size().to_dict() == {"P1": 2, "P2": 1, "P3": 1}
+
+
+def test_a_wrapping_folder_is_stepped_into_but_a_single_class_is_kept(tmp_path):
+    _png(tmp_path / "unpacked" / "archive-master" / "COVID" / "a.png")
+    _png(tmp_path / "unpacked" / "archive-master" / "Normal" / "b.png")
+    with pytest.warns(DataWarning, match="no patient id"):
+        assert sorted(load_dataset(tmp_path / "unpacked")["label"]) == ["COVID-19", "Normal"]
+    _png(tmp_path / "external" / "COVID" / "P1" / "a.png")
+    _png(tmp_path / "external" / "COVID" / "P2" / "a.png")
+    table = load_dataset(tmp_path / "external")  # one class, one folder per patient
+    assert set(table["label"]) == {"COVID-19"} and table["patient_id"].nunique() == 2
+
+
+def test_patient_named_images_are_looked_for_in_images_not_masks(tmp_path):
+    (tmp_path / "labels.csv").write_text("patient_id,label\nP1,COVID-19\nP2,Normal\n")
+    for folder in ("images", "masks"):
+        _png(tmp_path / folder / "P1.png")
+        _png(tmp_path / folder / "P2_1.png")
+    table = load_dataset(tmp_path / "labels.csv")
+    assert table["path"].map(lambda p: Path(p).parent.name).tolist() == ["images", "images"]

@@ -1,5 +1,6 @@
 import json
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -7,11 +8,18 @@ import pandas as pd
 from folder_snapshot import snapshot
 
 from covid_tutorial.cli import main
+from covid_tutorial.data import load_dataset
 from covid_tutorial.inspection import (
+    CONFOUNDER_MARGIN,
     NEAR_DUPLICATE_BITS,
+    check_confounders,
+    confounder_warning,
+    file_properties,
+    format_inspection,
     inspect_dataset,
     perceptual_hash,
 )
+from covid_tutorial.phantoms import generate_phantoms
 
 
 def test_perceptual_hash_survives_resizing_and_jpeg(phantom_dir):
@@ -78,6 +86,110 @@ def test_inspect_metadata_reports_missing_rows_and_unmapped_labels(phantom_dir, 
     assert main(["inspect", str(phantom_dir)]) == 0
     text = capsys.readouterr().out
     assert "Patients: 30" in text and "Exact duplicates: 0 pair(s)" in text
+    assert "No sign that the classes come from different sources." in text and "WARNING" not in text
+
+
+# ---------------------------------------------------------------- confounders
+
+
+def _resave_one_class(phantom_dir, root, label="COVID-19", scale=1.5, extension=".jpg") -> Path:
+    """A copy of the phantoms in ``root`` whose ``label`` images are re-saved larger and as JPEG."""
+    meta = pd.read_csv(phantom_dir / "metadata.csv").drop(columns="mask_filename")
+    table = load_dataset(phantom_dir)
+    resave = {Path(path).name for path in table.loc[table["label"] == label, "path"]}
+    (root / "images").mkdir(parents=True)
+    for i, row in meta.iterrows():
+        source = phantom_dir / row["folder"] / row["filename"]
+        if row["filename"] in resave:
+            image = cv2.resize(cv2.imread(str(source), cv2.IMREAD_GRAYSCALE), None, fx=scale, fy=scale)
+            meta.loc[i, "filename"] = Path(row["filename"]).with_suffix(extension).name
+            cv2.imwrite(str(root / "images" / meta.loc[i, "filename"]), image)
+        else:
+            shutil.copy(source, root / "images")
+    meta.to_csv(root / "metadata.csv", index=False)
+    return root
+
+
+def test_file_properties_come_from_the_content(tmp_path):
+    gray16 = np.full((40, 60), 65535, np.uint16)
+    gray16[5:-5, 5:-5] = 0  # a white frame around black
+    color = np.zeros((30, 30, 3), np.uint8)
+    cv2.imwrite(str(tmp_path / "deep.png"), gray16)
+    (tmp_path / "png_named.jpg").write_bytes(cv2.imencode(".png", color)[1].tobytes())  # the name lies
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    table = pd.DataFrame({"path": [str(tmp_path / n) for n in ("deep.png", "png_named.jpg", "broken.png")]})
+    found = file_properties(table)
+    assert found.loc[0, ["width", "height", "channels", "bit_depth", "format"]].tolist() == [60, 40, 1, 16, "png"]
+    assert found.loc[0, "aspect_ratio"] == 1.5 and found.loc[0, "border_intensity"] == 1.0
+    assert found.loc[1, ["channels", "bit_depth", "format", "border_intensity"]].tolist() == [3, 8, "png", 0.0]
+    assert found.loc[2, "format"] == "png" and np.isnan(found.loc[2, "width"])
+
+
+def test_a_class_saved_larger_and_as_jpeg_is_flagged_loudly(phantom_dir, tmp_path, capsys):
+    root = _resave_one_class(phantom_dir, tmp_path / "planted")
+    assert main(["inspect", str(root), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    check = report["confounders"]
+    assert {"score", "chance", "flagged", "metric", "per_class", "reason"} <= set(check)
+    assert check["flagged"] and check["reason"] is None and check["grouped_by"] == "patient"
+    assert check["metric"] == "balanced accuracy" and check["chance"] == round(1 / 3, 4)
+    assert check["score"] >= check["chance"] + CONFOUNDER_MARGIN
+    assert "COVID-19 vs the rest" in check["flagged_for"] and check["one_vs_rest"]["COVID-19"]["score"] >= 0.95
+    assert {"width", "height", "format"} & set(check["telling_properties"])
+    assert check["set_apart"] == {"COVID-19": ["width", "height", "format"]}
+    assert check["per_class"]["COVID-19"]["format"] == {"jpeg": check["per_class"]["COVID-19"]["images"]}
+    assert check["per_class"]["COVID-19"]["width"]["min"] == 144 and check["per_class"]["Normal"]["width"]["max"] == 96
+    warning = confounder_warning(report)
+    assert warning == confounder_warning(check)
+    assert "INSTEAD OF THE DISEASE" in warning and "notebooks/08_shortcut_learning.ipynb" in warning
+    assert warning in format_inspection(report)
+
+
+def test_clean_phantoms_are_not_flagged_and_reading_them_again_agrees(phantom_dir):
+    table = load_dataset(phantom_dir)
+    check = check_confounders(table)
+    assert not check["flagged"] and check["folds"] == 5 and len(check["fold_scores"]) == 5
+    assert check["score"] < check["chance"] + CONFOUNDER_MARGIN
+    assert confounder_warning(check) is None and check["set_apart"] == {}
+    assert json.loads(json.dumps(check)) == check  # JSON-ready as it is
+    assert set(check["per_class"]) == {"COVID-19", "Normal", "Pneumonia"}
+    measured = table.join(file_properties(table))
+    assert check_confounders(measured) == check  # properties already in the table: nothing read twice
+    assert (measured["format"] == "png").all() and (measured["bit_depth"] == 8).all()
+    sample = check_confounders(table, max_patients_per_class=4)
+    assert sample["folds"] == 4 and {c["patients"] for c in sample["per_class"].values()} == {4}
+
+
+def test_the_classifier_is_cross_validated_by_patient(tmp_path):
+    """Each patient's images are identical files of a width no other patient has, and the classes
+    say nothing about the width: only folds that split a patient can tell the classes apart."""
+    rng = np.random.default_rng(0)
+    widths = rng.permutation(np.arange(24)) * 4 + 40
+    rows = []
+    for patient, width in enumerate(widths):
+        path = tmp_path / f"p{patient}.png"
+        cv2.imwrite(str(path), rng.integers(0, 256, (48, width), dtype=np.uint8))
+        label = ("COVID-19", "Normal", "Pneumonia")[patient % 3]
+        rows += [{"path": str(path), "label": label, "patient_id": f"P{patient}"}] * 4
+    table = pd.DataFrame(rows)
+    by_patient = check_confounders(table)
+    assert by_patient["grouped_by"] == "patient" and not by_patient["flagged"], by_patient["fold_scores"]
+    # The same files without patient ids: folds split patients, the tree recognises them by width.
+    by_image = check_confounders(table.assign(patient_id=[f"image-{i:06d}" for i in range(len(table))]))
+    assert by_image["grouped_by"].startswith("image") and by_image["flagged"]
+
+
+def test_too_few_patients_give_a_reason_or_fewer_folds(tmp_path):
+    generate_phantoms(tmp_path / "tiny", patients=3, size=32, seed=0, progress=False)
+    report = inspect_dataset(tmp_path / "tiny", progress=False)
+    check = report["confounders"]
+    assert check["score"] is None and not check["flagged"] and "at least 2" in check["reason"]
+    assert "skipped" in format_inspection(report)
+    generate_phantoms(tmp_path / "small", patients=6, size=32, seed=0, progress=False)
+    check = check_confounders(load_dataset(tmp_path / "small"))
+    assert check["reason"] is None and check["folds"] == 2 and check["score"] is not None
+    one_class = load_dataset(tmp_path / "small").query("label == 'Normal'")
+    assert "nothing to tell apart" in check_confounders(one_class)["reason"]
 
 
 def test_leakage_shows_on_labels_that_mean_nothing(phantom_dir):
@@ -94,3 +206,13 @@ def test_leakage_shows_on_labels_that_mean_nothing(phantom_dir):
     scores = measure_split_leakage(thumbnails.reshape(len(table), -1), labels, patients, rounds=10).mean()
     assert scores["patient-wise split"] < 0.5, "close to chance (1/3)"
     assert scores["image-wise split"] > scores["patient-wise split"] + 0.08
+
+
+def test_train_warns_of_a_planted_confounder_before_it_trains(phantom_dir, tmp_path, capsys):
+    root = _resave_one_class(phantom_dir, tmp_path / "planted")
+    argv = ["train", str(root), "--out", str(tmp_path / "run"), "--model", "vgg16", "--image-size", "32",
+            "--epochs", "1", "--no-evaluate", "--profile", "ci"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "INSTEAD OF THE DISEASE" in out
+    assert out.index("INSTEAD OF THE DISEASE") < out.index("==> Training")

@@ -154,3 +154,22 @@ def test_holm_and_pareto_front_by_hand():
     np.testing.assert_allclose(metrics.holm([0.01, 0.04, 0.03]), [0.03, 0.06, 0.06])
     front = metrics.pareto_front(cost=[1, 2, 3, 4, 2], score=[0.5, 0.7, 0.6, 0.9, 0.7])
     assert front.tolist() == [True, True, False, True, True]
+
+
+def test_a_class_absent_from_the_data_is_said_so_and_left_out_of_the_macro_average():
+    # A three-class model scored on a collection without Normal images (a cross-source check).
+    y_true = np.array([0, 0, 0, 2, 2, 2])
+    y_prob = np.array([[0.8, 0.1, 0.1], [0.6, 0.3, 0.1], [0.2, 0.5, 0.3],
+                       [0.1, 0.2, 0.7], [0.3, 0.1, 0.6], [0.5, 0.1, 0.4]])  # fmt: skip
+    names = ["COVID-19", "Normal", "Pneumonia"]
+    table = classification_metrics(y_true, y_prob, names, n_bootstrap=50)
+    values = table.set_index(["class", "metric"])["value"]
+    assert table.attrs["absent_classes"] == ["Normal"]
+    assert values.loc["Normal"].isna().all()
+    f1 = [values.loc[(name, "f1")] for name in ("COVID-19", "Pneumonia")]
+    assert values.loc[("macro", "f1")] == pytest.approx(np.mean(f1))
+    wide = metrics_wide(table)
+    assert (wide.loc["Normal"] == "absent from these data").all()
+    assert "macro (over COVID-19, Pneumonia)" in wide.index
+    complete = classification_metrics(np.array([0, 1, 2]), np.eye(3), names, n_bootstrap=0)
+    assert complete.attrs["absent_classes"] == [] and "macro" in metrics_wide(complete).index
