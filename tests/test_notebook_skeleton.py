@@ -84,6 +84,19 @@ def test_header_title_objectives_and_badges(nb_path):
     assert re.search(r"badge_logo\.svg\)\]" + binder, first.source), "Binder badge pointing at this notebook"
 
 
+def test_steps_agree_with_the_numbered_section_headings(nb_path):
+    nb = _read(nb_path)
+    steps_text = nb.cells[0].source.split("## Steps", 1)
+    assert len(steps_text) == 2, "the header has a '## Steps' section"
+    steps = dict(re.findall(r"^(\d+)\. (.+)$", steps_text[1].split("\n## ", 1)[0], re.MULTILINE))
+    headings = re.findall(r"^## (\d+)\. (.+)$", _markdown(nb), re.MULTILINE)
+    for number, title in headings:
+        assert number in steps, f"section '{number}. {title}' is missing from ## Steps"
+        assert steps[number].lower().startswith(title.lower()[:25]), (
+            f"## Steps says '{number}. {steps[number]}' but the section is '{number}. {title}'"
+        )
+
+
 def test_header_states_measured_run_time_and_memory_per_profile(nb_path):
     block = BUDGET.search(_read(nb_path).cells[0].source)
     assert block, "the header holds the run-time table between <!-- budget:start --> and <!-- budget:end -->"
