@@ -200,3 +200,9 @@ def test_nbval_checked_cells_have_outputs(nb_path):
 def test_notebook_is_listed_in_the_readme(nb_path):
     readme = (NOTEBOOKS_DIR / "README.md").read_text(encoding="utf-8")
     assert nb_path.name in readme, f"list {nb_path.name} in notebooks/README.md"
+
+
+def test_publications_are_cited_not_the_course_source_file_numbers(nb_path):
+    # "source text 004" means nothing to a learner: name the authors, the title and the year.
+    found = re.findall(r"[Ss]ource texts? `?\d{3}|`00\d`", _markdown(_read(nb_path)))
+    assert not found, f"cite the publication instead of {found}"
