@@ -113,6 +113,15 @@ def _add_training(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def _add_distribute(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--distribute", choices=["mirrored"],
+        help="mirrored: train on every visible GPU at once (tf.distribute.MirroredStrategy); --batch-size is then "
+        "per GPU (default: one device)",
+    )  # fmt: skip
+    parser.add_argument("--devices", metavar="LIST", help="with --distribute: the devices to use, e.g. /gpu:0,/gpu:1")
+
+
 def _add_timed_calls(parser: argparse.ArgumentParser, default: int, warmup: bool = True) -> None:
     parser.add_argument(
         "--timed-calls", type=int, default=default, metavar="N",
@@ -240,6 +249,8 @@ def cmd_train(args) -> int:
             resume=args.resume,
             overwrite=args.overwrite,
             evaluate=not args.no_evaluate,
+            distribute=args.distribute,
+            devices=args.devices,
             **_reading(args),
         )
     except KeyboardInterrupt:
@@ -392,6 +403,8 @@ def cmd_compare_run(args) -> int:
             latency_repeats=args.timed_calls,
             image_dir=args.images,
             command=args.command_line,
+            distribute=args.distribute,
+            devices=args.devices,
             **_reading(args),
         )
     except KeyboardInterrupt:
@@ -551,6 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue an interrupted training in RUN")
     train.add_argument("--overwrite", action="store_true", help="start again in a RUN folder that holds a run")
     train.add_argument("--no-evaluate", action="store_true", help="skip scoring the held-out test patients")
+    _add_distribute(train)
     _add_profile(train)
 
     evaluate = _add_command(
@@ -693,10 +707,15 @@ def build_parser() -> argparse.ArgumentParser:
     compare_run.add_argument("--mixed-precision", action="store_true", help="train in mixed_float16 (float32 output)")
     compare_run.add_argument("--xla", action="store_true", help="XLA-compiled training, evaluation and latency")
     compare_run.add_argument("--eager", action="store_true", help="no graph tracing: faster only for tiny CPU runs (ci)")
-    compare_run.add_argument("--shard", metavar="I/N", help="this machine does runs I, I+N, ... into results-shardIofN.csv")
+    compare_run.add_argument(
+        "--shard", metavar="I/N",
+        help="this machine does runs I, I+N, ... into results-shardIofN.csv; 'auto' reads I and N from a Slurm job "
+        "array or a Kubernetes Indexed Job (docs/cluster.md)",
+    )  # fmt: skip
     compare_run.add_argument("--results-file", metavar="NAME", help="this machine's results file, e.g. results-gpu2.csv")
     compare_run.add_argument("--max-runs", type=int, metavar="N", help="stop after this many new runs (resume later)")
     _add_timed_calls(compare_run, 20, warmup=False)
+    _add_distribute(compare_run)
     _add_profile(compare_run)
 
     compare_merge = _add_command(

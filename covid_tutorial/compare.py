@@ -64,7 +64,6 @@ from .system import (
     local_time_now,
     refuse_output_inside,
     software_versions,
-    write_json,
 )
 from .train import (
     EpochBatches,
@@ -72,6 +71,9 @@ from .train import (
     HostAugmentedBatches,
     build_for_comparison,
     class_weights,
+    distribution_strategy,
+    global_batch_size,
+    inference_copy,
     recalibrate_batchnorm,
     seed_everything,
     train_two_stage,
@@ -85,7 +87,9 @@ __all__ = [
     "MUST_MATCH",
     "results_columns",
     "data_fingerprint",
+    "SHARDS_ENV",
     "parse_shard",
+    "scheduler_shard",
     "results_file_name",
     "append_result",
     "read_results",
@@ -113,7 +117,7 @@ RUN_COLUMNS = [
 ]  # fmt: skip
 MUST_MATCH = (
     "data_fingerprint", "class_names", "folds", "seed", "image_size", "batch_size", "head_epochs",
-    "fine_tune_epochs", "learning_rate", "weights", "mixed_precision", "validation_fraction",
+    "fine_tune_epochs", "learning_rate", "weights", "mixed_precision", "validation_fraction", "replicas",
 )  # fmt: skip
 
 
@@ -127,16 +131,67 @@ def data_fingerprint(table: pd.DataFrame) -> str:
     return hashlib.sha1("\n".join(lines).encode()).hexdigest()
 
 
+SHARDS_ENV = "COVID_TUTORIAL_SHARDS"  # the number of shards, where the scheduler does not say it (Kubernetes)
+
+
 def parse_shard(text: str | None) -> tuple[int, int] | None:
-    """``"i/n"`` (1-based) -> (i, n): this machine does the runs i, i+n, i+2n, ... of the task list."""
+    """``"i/n"`` (1-based) -> (i, n): this machine does the runs i, i+n, i+2n, ... of the task list.
+
+    ``"auto"`` asks the scheduler instead (:func:`scheduler_shard`).
+    """
     if text is None:
         return None
+    if str(text).strip().lower() == "auto":
+        return scheduler_shard()
     try:
         index, count = (int(part) for part in str(text).split("/"))
     except ValueError:
         raise CourseError(f"--shard {text!r}: write it as i/n, e.g. 1/3 on the first of three machines.") from None
     if not 1 <= index <= count:
         raise CourseError(f"--shard {text!r}: i must lie between 1 and n.")
+    return index, count
+
+
+def scheduler_shard(environ=None) -> tuple[int, int]:
+    """(i, n) of this task, 1-based, read from a Slurm job array or a Kubernetes Indexed Job.
+
+    Slurm (``sbatch --array=0-3`` or ``1-4``, a range with an optional ``:step``):
+    ``SLURM_ARRAY_TASK_ID`` with ``SLURM_ARRAY_TASK_MIN``, ``SLURM_ARRAY_TASK_STEP`` and
+    ``SLURM_ARRAY_TASK_COUNT`` (or ``..._MAX``). Kubernetes (``completionMode: Indexed``):
+    ``JOB_COMPLETION_INDEX`` (0-based); the Job does not tell its pods how many completions
+    it has, so the manifest sets ``COVID_TUTORIAL_SHARDS`` to its ``completions``.
+    """
+    env = os.environ if environ is None else environ
+    try:
+        if env.get("SLURM_ARRAY_TASK_ID"):
+            task = int(env["SLURM_ARRAY_TASK_ID"])
+            low, step = int(env.get("SLURM_ARRAY_TASK_MIN", 0)), int(env.get("SLURM_ARRAY_TASK_STEP", 1) or 1)
+            if env.get("SLURM_ARRAY_TASK_COUNT"):
+                count = int(env["SLURM_ARRAY_TASK_COUNT"])
+            else:
+                count = (int(env["SLURM_ARRAY_TASK_MAX"]) - low) // step + 1
+            where = "Slurm array task"
+            index, off_step = divmod(task - low, step)
+            index += 1
+        elif env.get("JOB_COMPLETION_INDEX"):
+            if not env.get(SHARDS_ENV):
+                raise CourseError(
+                    f"--shard auto: JOB_COMPLETION_INDEX is set (a Kubernetes Indexed Job) but {SHARDS_ENV} is not. "
+                    f"Set {SHARDS_ENV} to the Job's spec.completions in the manifest's env."
+                )
+            index, count, off_step, where = int(env["JOB_COMPLETION_INDEX"]) + 1, int(env[SHARDS_ENV]), 0, "Kubernetes index"
+        else:
+            raise CourseError(
+                "--shard auto: no scheduler found (neither SLURM_ARRAY_TASK_ID of a Slurm job array nor "
+                "JOB_COMPLETION_INDEX of a Kubernetes Indexed Job is set). Give --shard I/N yourself."
+            )
+    except (KeyError, ValueError) as err:
+        raise CourseError(f"--shard auto: the scheduler's variables are incomplete or not numbers ({err}).") from None
+    if off_step or not 1 <= index <= count:
+        raise CourseError(
+            f"--shard auto: {where} gives shard {index} of {count}. Use a plain range of indices "
+            "(--array=0-N or 1-N, optionally :step), not a list."
+        )
     return index, count
 
 
@@ -223,12 +278,57 @@ def read_results(folder, files=None) -> pd.DataFrame:
 # ---------------------------------------------------------------- the protocol
 
 
+def _private_temp(path: Path) -> Path:
+    """A temporary name beside ``path`` that no other process uses (shards share the folder)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+
+
+def _write_shared(path: Path, text: str | bytes, *, only_if_new: bool) -> bool:
+    """Write ``text`` to ``path`` whole or not at all, safe when several shards do it at once.
+
+    The text goes to a temporary file of this process first. ``only_if_new``: it is then
+    hard-linked to ``path``, which fails if another shard created ``path`` first (an
+    atomic create, also on NFS); returns False then, and the caller reads and checks that
+    shard's file. Otherwise ``os.replace`` puts it in place atomically. Readers see the
+    old file or the new one, never a part.
+    """
+    tmp = _private_temp(path)
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(text if isinstance(text, bytes) else text.encode("utf-8"))
+            handle.flush()
+            os.fsync(handle.fileno())
+        if not only_if_new:
+            os.replace(tmp, path)
+            return True
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _manifest_settings(settings: dict) -> dict:
     return json.loads(json.dumps(settings, default=str))
 
 
 def _check_manifest(out: Path, settings: dict, command: str | None) -> dict:
     path = out / MANIFEST
+    if not path.is_file():
+        manifest = {
+            "format": 1,
+            "protocol": "stratified patient-grouped k-fold, repeated with seeds seed + r; same folds for every model; "
+            "validation: a patient-grouped share of each training fold; see covid_tutorial.compare",
+            "settings": settings,
+            "created": local_time_now(),
+            "command": command,
+            "versions": software_versions(),
+        }
+        if _write_shared(path, json.dumps(manifest, indent=2, default=str), only_if_new=True):
+            return manifest
+        # another shard created it a moment ago: check its settings like any resume
     if path.is_file():
         try:
             saved = json.loads(path.read_text())
@@ -243,25 +343,17 @@ def _check_manifest(out: Path, settings: dict, command: str | None) -> dict:
             )
         if settings["repeats"] > saved["settings"].get("repeats", 0):
             saved["settings"]["repeats"] = settings["repeats"]
-            write_json(path, saved)
+            _write_shared(path, json.dumps(saved, indent=2, default=str), only_if_new=False)
         return saved
-    manifest = {
-        "format": 1,
-        "protocol": "stratified patient-grouped k-fold, repeated with seeds seed + r; same folds for every model; "
-        "validation: a patient-grouped share of each training fold; see covid_tutorial.compare",
-        "settings": settings,
-        "created": local_time_now(),
-        "command": command,
-        "versions": software_versions(),
-    }
-    write_json(path, manifest)
-    return manifest
+    raise RunError(f"{path}: vanished while this shard was starting. Start it again.")  # pragma: no cover
 
 
 def _check_folds(out: Path, folds_table: pd.DataFrame, repeats: int) -> None:
     path = out / FOLDS_FILE
     columns = [f"fold_{r}" for r in range(repeats)]
     current = folds_table.assign(image=[Path(p).name for p in folds_table["path"]])[["image", "label", "patient_id", *columns]]
+    if not path.is_file() and _write_shared(path, current.to_csv(index=False), only_if_new=True):
+        return  # else another shard wrote it first: check it
     if path.is_file():
         saved = pd.read_csv(path, dtype={"image": str, "label": str, "patient_id": str})
         shared = [c for c in columns if c in saved.columns]
@@ -274,7 +366,7 @@ def _check_folds(out: Path, folds_table: pd.DataFrame, repeats: int) -> None:
             )
         if len(shared) == len(columns):
             return
-    current.to_csv(path, index=False)
+    _write_shared(path, current.to_csv(index=False), only_if_new=False)  # more repeats: same folds, more columns
 
 
 class _ImageCache:
@@ -309,6 +401,7 @@ def run_one(
     latency: dict | None = None,
     latency_repeats: int = 20,
     callbacks=(),
+    strategy=None,
 ) -> tuple[dict, dict]:
     """Train ``model_name`` on every fold but ``fold`` of ``repeat``, test it on ``fold``; one results row.
 
@@ -331,13 +424,16 @@ def run_one(
 
     keras.backend.clear_session()
     seed_everything(train_seed)
-    model = build_for_comparison(
-        spec.name, len(class_names), size, settings["weights"], seed=train_seed, mixed_precision=mixed_precision, augment=not xla
-    )
+    strategy = strategy or distribution_strategy(None)
+    with strategy.scope():
+        model = build_for_comparison(
+            spec.name, len(class_names), size, settings["weights"], seed=train_seed, mixed_precision=mixed_precision, augment=not xla
+        )
+    step_batch = global_batch_size(settings["batch_size"], strategy)
     batches = (HostAugmentedBatches if xla else EpochBatches)(
-        images[fit_idx], labels[fit_idx], batch_size=settings["batch_size"], seed=train_seed
+        images[fit_idx], labels[fit_idx], batch_size=step_batch, seed=train_seed
     )
-    val_ds = dataset_from_arrays(images[val_idx], labels[val_idx], batch_size=settings["batch_size"])
+    val_ds = dataset_from_arrays(images[val_idx], labels[val_idx], batch_size=step_batch)
     start = time.perf_counter()
     history = train_two_stage(
         model, batches, val_ds,
@@ -349,6 +445,8 @@ def run_one(
         verbose=0,
         callbacks=[ExecutionOptions(run_eagerly=eager, jit_compile=xla), *callbacks],
     )  # fmt: skip
+    if strategy.num_replicas_in_sync > 1:  # predict and time on one device, as the results of one GPU
+        model = inference_copy(model)
     if settings["weights"] is None:  # from scratch: running BatchNorm statistics from the training fold
         recalibrate_batchnorm(model, images[fit_idx], batch_size=settings["batch_size"])
     train_seconds = time.perf_counter() - start
@@ -415,6 +513,8 @@ def run_comparison(
     unmapped: str = "error",
     command: str | None = None,
     progress: bool = True,
+    distribute: str | None = None,
+    devices=None,
 ) -> pd.DataFrame:
     """Compare ``models`` with stratified patient-grouped k-fold, repeated, resumable; return all results.
 
@@ -434,7 +534,9 @@ def run_comparison(
     size), weights, batch size, epochs, learning rate, folds, repeats. ``max_runs`` stops
     after that many new runs; ``on_result(row)`` is called after each one is saved.
     ``eager`` runs the training steps without building a graph, which is faster only
-    for the tiny runs of the ``ci`` profile. Not for clinical use.
+    for the tiny runs of the ``ci`` profile. ``distribute="mirrored"`` trains each model on
+    every visible GPU (or ``devices``) with ``batch_size`` images per GPU; the number of
+    replicas is then a setting a resume must share. Not for clinical use.
     """
     profile = get_profile(profile)
     out = Path(out)
@@ -469,6 +571,9 @@ def run_comparison(
         "validation_fraction": VALIDATION_FRACTION,
         "profile": profile.name,
     }
+    strategy = distribution_strategy(distribute, devices)
+    if strategy.num_replicas_in_sync > 1:  # absent for one device, so older folders still match
+        settings["replicas"] = strategy.num_replicas_in_sync
     out.mkdir(parents=True, exist_ok=True)
     _check_manifest(out, _manifest_settings(settings), command)
     folds_table = comparison_folds(table, settings["folds"], settings["repeats"], settings["seed"])
@@ -499,7 +604,7 @@ def run_comparison(
         row, latencies[key] = run_one(
             name, images.get(size), folds_table, class_names, repeat=repeat, fold=fold, settings=settings,
             mixed_precision=mixed_precision, xla=xla, eager=eager, latency=latencies.get(key),
-            latency_repeats=latency_repeats,
+            latency_repeats=latency_repeats, strategy=strategy,
         )  # fmt: skip
         append_result(results_path, row, columns)
         if progress:
@@ -561,11 +666,11 @@ def write_report(out, *, metric: str = "f1", leaders: int = 3) -> dict:
     out = Path(out)
     tables = report_tables(out, metric=metric, leaders=leaders)
     results, summary, board, tests, about = (tables[k] for k in ("results", "summary", "leaderboard", "paired_tests", "about"))
-    results.to_csv(out / "merged_results.csv", index=False)
-    summary.to_csv(out / "summary.csv", index=False)
-    tests.to_csv(out / "paired_tests.csv", index=False)
+    # Shards sharing the folder each write the report after their runs: every file whole, replaced atomically.
+    for name, table in (("merged_results.csv", results), ("summary.csv", summary), ("paired_tests.csv", tests)):
+        _write_shared(out / name, table.to_csv(index=False), only_if_new=False)
     figure = plot_pareto(board, metric)
-    figure_to_png(figure, out / "pareto.png")
+    _write_shared(out / "pareto.png", figure_to_png(figure), only_if_new=False)
     import matplotlib.pyplot as plt
 
     plt.close(figure)
@@ -596,7 +701,7 @@ def write_report(out, *, metric: str = "f1", leaders: int = 3) -> dict:
         "",
         "Teaching material only: not for clinical use.",
     ]
-    (out / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    _write_shared(out / "report.md", "\n".join(lines) + "\n", only_if_new=False)
     return tables
 
 

@@ -72,6 +72,8 @@ from .train import (
     EpochBatches,
     TrainingCheckpoint,
     class_weights,
+    distribution_strategy,
+    global_batch_size,
     inference_copy,
     predict_probabilities,
     seed_everything,
@@ -165,6 +167,8 @@ def train_run(
     evaluate: bool = False,
     callbacks: tuple | list = (),
     model=None,
+    distribute: str | None = None,
+    devices=None,
 ) -> dict:
     """Load ``data``, split it by patient, train a classifier and save a RUN folder in ``out``.
 
@@ -179,6 +183,8 @@ def train_run(
     default is ResNet50 and the seed's 0. ``model``: a classifier made by
     :func:`~covid_tutorial.models.build_classifier` with these settings, to train instead
     of building a new one (a notebook that has already built one saves the memory).
+    ``distribute="mirrored"`` trains on every visible GPU (or ``devices``) at once, with
+    ``batch_size`` images per device (:func:`~covid_tutorial.train.distribution_strategy`).
     """
     import keras
     import tensorflow as tf
@@ -255,13 +261,19 @@ def train_run(
         "class_names": class_names,
         "training_images": hashlib.sha1("".join(table.loc[part["train"], "sha1"]).encode()).hexdigest(),
     }
+    strategy = distribution_strategy(distribute, devices)
+    if strategy.num_replicas_in_sync > 1:  # another global batch: another training
+        fingerprint["replicas"] = strategy.num_replicas_in_sync
     checkpoint = TrainingCheckpoint(checkpoint_dir, fingerprint) if checkpoints else None
     seed_everything(seed)
     if resume:
         checkpoint.load()
         _say(f"Resuming {spec.name} from the checkpoint after {checkpoint.describe()}", progress)
-        model = checkpoint.load_model()
+        with strategy.scope():
+            model = checkpoint.load_model()
     elif model is not None:
+        if strategy.num_replicas_in_sync > 1 and model.distribute_strategy is not strategy:
+            raise ValueError("distribute= needs the model built here (no model=): its variables must be mirrored")
         if tuple(model.input_shape[1:3]) != (size, size) or model.output_shape[-1] != len(class_names):
             raise ValueError(
                 f"the model takes {model.input_shape[1:3]} px and predicts {model.output_shape[-1]} classes; "
@@ -269,9 +281,11 @@ def train_run(
             )
     else:
         _say(f"Building {spec.name} at {size}px (weights: {settings.weights})", progress)
-        model = build_classifier(spec.name, len(class_names), size, weights=settings.weights, seed=seed)
-    train_batches = EpochBatches(images[part["train"]], labels[part["train"]], batch_size=batch_size, seed=seed)
-    val_ds = dataset_from_arrays(images[part["val"]], labels[part["val"]], batch_size=batch_size)
+        with strategy.scope():
+            model = build_classifier(spec.name, len(class_names), size, weights=settings.weights, seed=seed)
+    step_batch = global_batch_size(batch_size, strategy)
+    train_batches = EpochBatches(images[part["train"]], labels[part["train"]], batch_size=step_batch, seed=seed)
+    val_ds = dataset_from_arrays(images[part["val"]], labels[part["val"]], batch_size=step_batch)
     _say(f"Training on {device_name()}", progress)
     history = train_two_stage(
         model,

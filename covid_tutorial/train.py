@@ -14,7 +14,8 @@ on (weights, optimizer state, the callbacks' counters, the random generators' st
 
 Also here: :func:`recalibrate_batchnorm` (running statistics recomputed after training
 from random weights), and the speed options of the comparison, mixed precision
-(:func:`to_mixed_precision`) and XLA (:class:`ExecutionOptions`).
+(:func:`to_mixed_precision`) and XLA (:class:`ExecutionOptions`), and several GPUs of one
+machine (:func:`distribution_strategy`, :func:`global_batch_size`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from sklearn.utils.class_weight import compute_class_weight
 
 from .data import dataset_from_arrays
 from .images import to_model_input
-from .errors import RunError
+from .errors import CourseError, RunError
 from .models import (
     RandomAffine,
     build_classifier,
@@ -61,6 +62,8 @@ __all__ = [
     "build_for_comparison",
     "ExecutionOptions",
     "HostAugmentedBatches",
+    "distribution_strategy",
+    "global_batch_size",
 ]
 
 LABEL_SMOOTHING = 0.1
@@ -394,7 +397,8 @@ def fit_stage(
         initial_epoch = epochs if stopped else checkpoint.state["epoch"] + 1
     else:
         trainable = set_trainable_stage(model, stage, fine_tune_layers)
-        compile_classifier(model, learning_rate)
+        with model.distribute_strategy.scope():  # the optimizer's variables beside the model's
+            compile_classifier(model, learning_rate)
         initial_epoch = 0
     if verbose:
         how = f"resuming after epoch {initial_epoch}" if resuming else f"learning rate {learning_rate:g}"
@@ -403,6 +407,10 @@ def fit_stage(
     if checkpoint is not None:
         stage_callbacks.append(checkpoint.callback(stage, stage_index, trainable, stage_callbacks))
     stage_callbacks += list(callbacks)
+    replicas = model.distribute_strategy.num_replicas_in_sync
+    if replicas > 1 and isinstance(train_ds, EpochBatches):
+        _check_replica_batches(len(train_ds), train_ds.batch_size, replicas)
+    val_ds = _even_first_batch(val_ds, replicas)
     if isinstance(train_ds, EpochBatches):
         data = {"x": train_ds.dataset(initial_epoch, epochs, stage_index), "steps_per_epoch": train_ds.steps_per_epoch}
     else:
@@ -431,6 +439,41 @@ def fit_stage(
         table.insert(0, "stage", stage)
     table.attrs["trainable_parameters"] = trainable
     return table
+
+
+def _check_replica_batches(images: int, batch_size: int, replicas: int) -> None:
+    """Refuse training batches that Keras cannot share between ``replicas`` (see :func:`_even_first_batch`)."""
+    first, last = min(images, batch_size), images % batch_size
+    if first % replicas or 0 < last < replicas:
+        raise CourseError(
+            f"{images} training images in batches of {batch_size} cannot be shared by {replicas} devices "
+            f"(first batch {first}, last {last or batch_size}): the first batch must split evenly and the last "
+            "must give every device an image. Choose another --batch-size or train on fewer devices."
+        )
+
+
+def _even_first_batch(val_ds, replicas: int):
+    """Validation batches that every replica of a MirroredStrategy can share.
+
+    Keras (3.15, TensorFlow 2.21) fails inside ``fit`` when the first validation batch
+    does not split evenly between the replicas ("Inputs to operation AddN ... must have
+    the same size"), and a batch smaller than the number of replicas leaves one of them
+    an empty batch, which the CPU convolution refuses. So the images are batched again,
+    in batches of a multiple of ``replicas`` chosen so that the last batch is either full
+    or has at least one image per replica. The validation loss is a mean weighted by batch
+    size, so the batching does not change it.
+    """
+    if replicas <= 1 or not isinstance(val_ds, tf.data.Dataset):
+        return val_ds
+    images = val_ds.unbatch()
+    count = int(images.reduce(np.int64(0), lambda n, _: n + 1))
+    if count < replicas:
+        raise CourseError(f"{count} validation image(s) for {replicas} devices: each device needs at least one.")
+    first = int(tf.shape(tf.nest.flatten(next(iter(val_ds.take(1))))[0])[0])
+    size = max(replicas, first - first % replicas)
+    while size > replicas and 0 < count % size < replicas:
+        size -= replicas
+    return images.batch(size).prefetch(tf.data.AUTOTUNE)
 
 
 def train_two_stage(
@@ -610,3 +653,37 @@ class HostAugmentedBatches(EpochBatches):
     def dataset(self, initial_epoch: int, epochs: int, stage_index: int = 0):
         batches = super().dataset(initial_epoch, epochs, stage_index)
         return batches.map(lambda x, y: (self.augment(x, training=True), y))
+
+
+def distribution_strategy(kind: str | None = None, devices=None) -> tf.distribute.Strategy:
+    """How training spreads over the devices of one machine: ``None`` or ``"mirrored"``.
+
+    ``None`` gives TensorFlow's default strategy (one device, nothing changes).
+    ``"mirrored"`` gives a ``tf.distribute.MirroredStrategy``: one copy of the model per
+    device, each batch split between them, the gradients summed before every update. Its
+    devices are ``devices`` (names such as ``"/gpu:0"``, a list or one comma-separated
+    string) or every visible GPU. Build and compile the model inside ``strategy.scope()``
+    and feed it :func:`global_batch_size` images per step.
+    """
+    if isinstance(devices, str):
+        devices = [name.strip() for name in devices.split(",") if name.strip()]
+    if kind is None or str(kind).lower() in ("", "none"):
+        if devices:
+            raise CourseError(f"devices {devices} were given without a strategy: add --distribute mirrored.")
+        return tf.distribute.get_strategy()
+    if str(kind).lower() != "mirrored":
+        raise CourseError(f"--distribute {kind!r}: the course knows 'mirrored' (several GPUs of one machine).")
+    if not devices:
+        devices = [device.name for device in tf.config.list_logical_devices("GPU")]
+        if not devices:
+            raise CourseError(
+                "--distribute mirrored: TensorFlow sees no GPU. Leave --distribute out to train on the CPU, "
+                "or name the devices with --devices."
+            )
+    return tf.distribute.MirroredStrategy(devices=list(devices))
+
+
+def global_batch_size(batch_size: int, strategy: tf.distribute.Strategy | None = None) -> int:
+    """Images per training step: ``batch_size`` images for each replica of ``strategy``."""
+    strategy = strategy or tf.distribute.get_strategy()
+    return int(batch_size) * int(strategy.num_replicas_in_sync)
