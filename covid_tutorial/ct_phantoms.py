@@ -43,7 +43,6 @@ real patients. Not for clinical use.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import re
 import sys
@@ -63,9 +62,8 @@ from .phantoms import (
     METADATA_COLUMNS,
     METADATA_FILENAME,
     PHANTOM_FINDINGS,
-    STAMP_FILENAME,
     assign_classes,
-    check_output_folder,
+    prepare_output_folder,
 )
 from .system import cpu_name_and_cores, time_call
 
@@ -561,11 +559,6 @@ def generate_ct_phantoms(
     patients, slices, size, seed = int(patients), int(slices), int(size), int(seed)
 
     out_dir = Path(out_dir)
-    check_output_folder(out_dir, _GENERATOR_NAME, _CT_PNG, "generate_ct_phantoms")
-    for folder in (IMAGE_FOLDER, MASK_FOLDER):
-        (out_dir / folder).mkdir(parents=True, exist_ok=True)
-        for old in (out_dir / folder).glob("P*_z*.png"):
-            old.unlink()  # stale slices of an earlier, larger set
     stamp = dict(
         generator=_GENERATOR_NAME,
         patients=patients,
@@ -575,7 +568,7 @@ def generate_ct_phantoms(
         slice_spacing_mm=SLICE_SPACING_MM,
         lung_window=list(LUNG_WINDOW),
     )
-    (out_dir / STAMP_FILENAME).write_text(json.dumps(stamp, indent=2) + "\n")
+    prepare_output_folder(out_dir, stamp, _CT_PNG, "P*_z*.png", "generate_ct_phantoms")
 
     spacing = SLICE_SPACING_MM / FIELD_OF_VIEW_MM  # in image widths
     slab = spacing * (slices - 1)

@@ -71,6 +71,7 @@ __all__ = [
     "MASK_THRESHOLD",
     "MAX_STUDIES",
     "check_output_folder",
+    "prepare_output_folder",
     "assign_classes",
     "generate_phantoms",
     "phantom_counts",
@@ -599,6 +600,18 @@ def check_output_folder(out_dir: Path, generator: str, file_pattern: re.Pattern,
         )
 
 
+def prepare_output_folder(out_dir: Path, stamp: dict, file_pattern: re.Pattern, file_glob: str,
+                          maker: str = "generate_phantoms") -> None:
+    """Check ``out_dir`` (:func:`check_output_folder`), make its image and mask folders, remove
+    the images of an earlier, larger set there, and write the ``stamp`` that marks it as ours."""
+    check_output_folder(out_dir, stamp["generator"], file_pattern, maker)
+    for folder in (IMAGE_FOLDER, MASK_FOLDER):
+        (out_dir / folder).mkdir(parents=True, exist_ok=True)
+        for old in (out_dir / folder).glob(file_glob):
+            old.unlink()
+    (out_dir / STAMP_FILENAME).write_text(json.dumps(stamp, indent=2) + "\n")
+
+
 def _stamped_by(path: Path, generator: str) -> bool:
     try:
         return json.loads(path.read_text()).get("generator") == generator
@@ -693,11 +706,6 @@ def generate_phantoms(
     patients, size, seed = int(patients), int(size), int(seed)
 
     out_dir = Path(out_dir)
-    check_output_folder(out_dir, _GENERATOR_NAME, _PHANTOM_PNG)
-    for folder in (IMAGE_FOLDER, MASK_FOLDER):
-        (out_dir / folder).mkdir(parents=True, exist_ok=True)
-        for old in (out_dir / folder).glob("P*_s*.png"):
-            old.unlink()  # stale images of an earlier, larger phantom set
     stamp = dict(
         generator=_GENERATOR_NAME,
         patients=patients,
@@ -706,7 +714,7 @@ def generate_phantoms(
         marker_class=marker_class,
         marker_rate=float(marker_rate),
     )
-    (out_dir / STAMP_FILENAME).write_text(json.dumps(stamp, indent=2) + "\n")
+    prepare_output_folder(out_dir, stamp, _PHANTOM_PNG, "P*_s*.png")
 
     coordinates = (np.arange(size, dtype=np.float32) + 0.5) / size
     x, y = np.meshgrid(coordinates, coordinates)

@@ -1,6 +1,5 @@
 """Tests for the synthetic chest CT phantoms (covid_tutorial.ct_phantoms)."""
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -8,6 +7,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from folder_snapshot import file_hashes
 
 from covid_tutorial.ct_phantoms import (
     CT_METADATA_COLUMNS,
@@ -17,18 +17,14 @@ from covid_tutorial.ct_phantoms import (
 )
 from covid_tutorial.data import load_dataset
 from covid_tutorial.errors import DataError
-from covid_tutorial.phantoms import METADATA_COLUMNS, PHANTOM_FINDINGS, generate_phantoms
+from covid_tutorial.phantoms import (
+    METADATA_COLUMNS,
+    PHANTOM_FINDINGS,
+    generate_phantoms,
+)
 
 PATIENTS, SLICES, SIZE = 12, 8, 96
 COVID, PNEUMONIA, NORMAL = (PHANTOM_FINDINGS[k] for k in PHANTOM_FINDINGS)
-
-
-def file_hashes(folder: Path) -> dict:
-    return {
-        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(folder.rglob("*"))
-        if path.is_file()
-    }
 
 
 def read_gray(path: Path) -> np.ndarray:

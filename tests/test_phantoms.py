@@ -1,12 +1,12 @@
 """Tests for the synthetic chest X-ray phantoms (covid_tutorial.phantoms)."""
 
-import hashlib
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from folder_snapshot import file_hashes
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupShuffleSplit
 
@@ -18,15 +18,6 @@ from covid_tutorial.phantoms import (
 
 SIZE = 96
 COVID, PNEUMONIA, NORMAL = (PHANTOM_FINDINGS[k] for k in PHANTOM_FINDINGS)
-
-
-def file_hashes(folder: Path) -> dict:
-    """sha256 of every file under folder, keyed by relative path."""
-    return {
-        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(folder.rglob("*"))
-        if path.is_file()
-    }
 
 
 def read_gray(path: Path) -> np.ndarray:
