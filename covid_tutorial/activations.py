@@ -4,7 +4,9 @@
 :func:`extract_activations` runs it in small batches; :func:`depth_layers` picks one layer
 per stage. :func:`activation_statistics` (sparsity, spatial entropy), :func:`input_resemblance`
 and :func:`channel_lesion_energy` summarise the maps per layer and class;
-:func:`maximize_filter_activation` draws the input a filter responds to most.
+:func:`maximize_filter_activation` draws the input a filter responds to most, with or without
+the regularisers (jitter, blur) that make such pictures readable; :func:`high_frequency_share`
+measures how much of a picture is fine-grained texture.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import tensorflow as tf
 
 from .images import to_model_input
 from .errors import CourseError
-from .explain import backbone_stages, quiet_keras, rank_correlation, upsample_maps
+from .explain import depth_layers, quiet_keras, rank_correlation, upsample_maps
 from .explanation_quality import energy_inside
 
 __all__ = [
@@ -31,17 +33,8 @@ __all__ = [
     "input_resemblance",
     "channel_lesion_energy",
     "maximize_filter_activation",
+    "high_frequency_share",
 ]
-
-
-def depth_layers(model: keras.Model) -> list[str]:
-    """The last layer with a 4-D output of each stage: the stem, each ResNet stage or EfficientNet block."""
-    names = []
-    for _, layers in backbone_stages(model):
-        spatial = [n for n in layers if len(model.get_layer(n).output.shape) == 4]
-        if spatial:
-            names.append(spatial[-1])
-    return names
 
 
 def activation_model(model: keras.Model, layer_names) -> keras.Model:
@@ -50,15 +43,24 @@ def activation_model(model: keras.Model, layer_names) -> keras.Model:
     return keras.Model(model.input, outputs, name=f"{model.name}_activations")
 
 
-def extract_activations(model: keras.Model, images, layer_names=None, batch_size: int = 8) -> dict:
-    """``{layer name: array (n, h, w, c)}`` for ``layer_names`` (default :func:`depth_layers`), one pass."""
+def extract_activations(model: keras.Model, images, layer_names=None, batch_size: int = 8, dtype=np.float32) -> dict:
+    """``{layer name: array (n, h, w, c)}`` for ``layer_names`` (default :func:`depth_layers`), one pass.
+
+    ``dtype``: of the arrays kept (``np.float16`` halves their memory; enough for pictures
+    and statistics). Each batch is converted as soon as it is computed.
+    """
     layer_names = list(layer_names or depth_layers(model))
     probe = activation_model(model, layer_names)
     forward = tf.function(lambda x: probe(x, training=False), reduce_retracing=True)
     images = to_model_input(images)
+    parts = {name: [] for name in layer_names}
     with quiet_keras():
-        parts = [forward(tf.constant(images[s : s + batch_size])) for s in range(0, len(images), batch_size)]
-        return {name: np.concatenate([np.asarray(p[k]) for p in parts]) for k, name in enumerate(layer_names)}
+        for s in range(0, len(images), batch_size):
+            outputs = forward(tf.constant(images[s : s + batch_size]))
+            for name, values in zip(layer_names, outputs):
+                parts[name].append(np.asarray(values).astype(dtype, copy=False))
+            del outputs
+    return {name: np.concatenate(chunks) for name, chunks in parts.items()}
 
 
 def spatial_entropy(maps) -> np.ndarray:
@@ -98,7 +100,7 @@ def activation_statistics(activations: dict, image_labels=None) -> pd.DataFrame:
         for label, rows_of in groups.items():
             part = values[rows_of]
             alive = (part > 0).any(axis=(1, 2))
-            entropy = spatial_entropy(part)
+            entropy = np.stack([spatial_entropy(one) for one in part])  # one image at a time: small temporaries
             rows.append(
                 {
                     "depth": depth,
@@ -157,13 +159,25 @@ def channel_lesion_energy(activation, masks) -> np.ndarray:
     keep = masks.reshape(len(masks), -1).any(axis=1)
     if not keep.any():
         raise ValueError("no image has a lesion: channel_lesion_energy needs lesion masks")
-    shares = []
+    shares, chunk = [], 64  # channels at a time: a 512-channel layer upsampled at once takes hundreds of MB
     for values, mask in zip(activation[keep], masks[keep]):
         maps = np.moveaxis(values, -1, 0)  # (c, h, w)
-        shares.append(energy_inside(upsample_maps(maps, mask.shape), np.repeat(mask[None], len(maps), axis=0)))
+        parts = []
+        for s in range(0, len(maps), chunk):
+            part = upsample_maps(maps[s : s + chunk], mask.shape)
+            parts.append(energy_inside(part, np.repeat(mask[None], len(part), axis=0)))
+        shares.append(np.concatenate(parts))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a channel that is never positive: NaN
         return np.nanmean(np.stack(shares), axis=0)
+
+
+def _gaussian_kernel(sigma: float) -> np.ndarray:
+    radius = max(1, int(np.ceil(3 * sigma)))
+    x = np.arange(-radius, radius + 1, dtype=np.float32)
+    k = np.exp(-(x**2) / (2 * sigma**2))
+    k = np.outer(k, k)
+    return (k / k.sum()).astype(np.float32)[..., None, None]  # (kh, kw, 1, 1)
 
 
 def maximize_filter_activation(
@@ -175,6 +189,9 @@ def maximize_filter_activation(
     step_size: float = 4.0,
     border: int = 1,
     seed: int = 0,
+    jitter: int = 0,
+    blur_sigma: float = 0.0,
+    filters_per_batch: int | None = None,
 ) -> tuple[np.ndarray, pd.DataFrame]:
     """Activation maximisation: the gray image that a filter responds to most (Erhan et al. 2009).
 
@@ -182,7 +199,24 @@ def maximize_filter_activation(
     (positions ``border`` px away from the map's edges), with the gradient scaled to unit
     standard deviation and ``step_size`` gray levels per step; one grayscale channel, copied
     to RGB, so the picture stays in the model's input domain. Returns the images (k, S, S)
-    uint8 and a table of each filter's mean activation before and after.
+    uint8 and a table of each filter's mean activation before and after (measured on the
+    image as it is, without jitter).
+
+    Without regularisation the ascent fills the image with high-frequency patterns. Two
+    regularisers from the feature-visualisation literature (Olah et al. 2017, Distill,
+    "Feature Visualization"; Yosinski et al. 2015) make the pictures readable:
+
+    - ``jitter``: each step sees the image shifted by up to ``jitter`` px (a random
+      circular roll), so a pattern must excite the filter wherever it lies, not only at one
+      pixel phase (transformation robustness);
+    - ``blur_sigma``: each step's gradient is blurred with a Gaussian of that sigma in px
+      before it is added, so the ascent changes the image only at the scales a blob of that
+      size holds and stops piling up pixel-level texture (a frequency penalty applied to the
+      update; a blurred gradient still points uphill, since a Gaussian kernel is positive
+      definite).
+
+    ``filters_per_batch``: optimise that many filters at a time (default all at once);
+    fewer keep the memory of the backward pass low.
     """
     filters = [int(f) for f in np.atleast_1d(filters)]
     feature_model = keras.Model(model.input, model.get_layer(layer_name).output)
@@ -190,9 +224,10 @@ def maximize_filter_activation(
     if max(filters) >= channels:
         raise CourseError(f"layer {layer_name!r} has {channels} filters; got filter {max(filters)}.")
     size = model.input.shape[1:3]
-    picks = tf.constant(filters, dtype=tf.int32)
+    kernel = tf.constant(_gaussian_kernel(blur_sigma)) if blur_sigma > 0 else None
+    pad = (kernel.shape[0] // 2) if kernel is not None else 0
 
-    def mean_activation(gray):
+    def mean_activation(gray, picks):
         act = feature_model(tf.repeat(gray, 3, axis=-1), training=False)
         height, width = act.shape[1], act.shape[2]
         b = border if min(height, width) > 2 * border else 0
@@ -200,28 +235,63 @@ def maximize_filter_activation(
         chosen = tf.one_hot(picks, channels, dtype=act.dtype)[:, None, None, :]  # image i -> filter i
         return tf.reduce_sum(tf.reduce_mean(act * chosen, axis=(1, 2)), axis=-1)
 
-    @tf.function
-    def ascend(gray):
+    @tf.function(reduce_retracing=True)
+    @tf.autograph.experimental.do_not_convert  # no tensor-dependent Python control flow to convert
+    def ascend(gray, picks, step):
+        shift = tf.random.stateless_uniform([2], seed=[seed, step], minval=-jitter, maxval=jitter + 1, dtype=tf.int32)
         with tf.GradientTape() as tape:
             tape.watch(gray)
-            total = tf.reduce_sum(mean_activation(gray))  # images are independent: one gradient each
+            seen = tf.roll(gray, shift, axis=[1, 2]) if jitter else gray
+            total = tf.reduce_sum(mean_activation(seen, picks))  # images are independent: one gradient each
         gradient = tape.gradient(total, gray)
+        if kernel is not None:  # keep the low frequencies of the step, drop the fine ones
+            padded = tf.pad(gradient, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
+            gradient = tf.nn.conv2d(padded, kernel, strides=1, padding="VALID")
         scale = tf.math.reduce_std(gradient, axis=(1, 2, 3), keepdims=True) + 1e-8
         return tf.clip_by_value(gray + step_size * gradient / scale, 0.0, 255.0)
 
     rng = np.random.default_rng(seed)
     start = (128 + 8 * rng.standard_normal((len(filters), *size, 1))).astype(np.float32)
-    gray = tf.constant(start)
-    before = mean_activation(gray).numpy()
-    for _ in range(steps):
-        gray = ascend(gray)
-    after = mean_activation(gray).numpy()
+    chunk = filters_per_batch or len(filters)
+    found, before, after = [], [], []
+    for first in range(0, len(filters), chunk):
+        picks = tf.constant(filters[first : first + chunk], dtype=tf.int32)
+        gray = tf.constant(start[first : first + chunk])
+        before.append(mean_activation(gray, picks).numpy())
+        for step in range(steps):
+            gray = ascend(gray, picks, tf.constant(step, tf.int32))
+        after.append(mean_activation(gray, picks).numpy())
+        found.append(gray.numpy()[..., 0])
+    before, after, gray = np.concatenate(before), np.concatenate(after), np.concatenate(found)
+    pictures = np.round(gray).astype(np.uint8)
     table = pd.DataFrame(
         {
             "layer": layer_name,
             "filter": filters,
             "activation_start": before.astype(np.float64),
             "activation_end": after.astype(np.float64),
+            "high_frequency": high_frequency_share(pictures),
         }
     )
-    return np.round(gray.numpy()[..., 0]).astype(np.uint8), table
+    return pictures, table
+
+
+def high_frequency_share(images, cutoff: float = 0.25) -> np.ndarray:
+    """Share (0..1) of each image's spectral energy above ``cutoff`` cycles per pixel.
+
+    ``images`` (k, h, w) or (h, w); the mean is removed first, so a flat image has no energy
+    (NaN). 0.25 cycles/px is half the highest frequency a pixel grid holds: detail finer
+    than 4 px per period. White noise has about 80 % of its energy there; a smooth picture
+    almost none.
+    """
+    images = np.asarray(images, dtype=np.float64)
+    single = images.ndim == 2
+    images = images[None] if single else images
+    centred = images - images.mean(axis=(-2, -1), keepdims=True)
+    power = np.abs(np.fft.fft2(centred)) ** 2
+    fy, fx = np.meshgrid(np.fft.fftfreq(images.shape[-2]), np.fft.fftfreq(images.shape[-1]), indexing="ij")
+    high = np.hypot(fy, fx) > cutoff
+    total = power.sum(axis=(-2, -1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(total > 0, power[..., high].sum(axis=-1) / total, np.nan)
+    return share[0] if single else share

@@ -49,7 +49,8 @@ def _add_profile(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--profile",
         choices=list(PROFILES),
-        help="ci: tests, tiny and fast; cpu: a laptop or Binder (224 px, ImageNet); gpu: full runs "
+        help="ci: tests, tiny and fast; page: the committed notebook pages (128 px, 2 CPU cores); "
+        "cpu: a laptop or Binder (224 px, ImageNet); gpu: full runs "
         "(default: $COVID_TUTORIAL_PROFILE, else cpu)",
     )
 
@@ -176,12 +177,16 @@ def cmd_demo(args) -> int:
 
 def cmd_phantoms(args) -> int:
     from .ct_phantoms import generate_ct_phantoms
-    from .phantoms import generate_phantoms, phantom_counts
+    from .phantoms import DEFAULT_DIFFICULTY, generate_phantoms, phantom_counts
 
     if args.modality == "ct":
         table = generate_ct_phantoms(args.out, patients=args.patients, slices=args.slices, size=args.size, seed=args.seed)
     else:
-        table = generate_phantoms(args.out, patients=args.patients, size=args.size, seed=args.seed)
+        table = generate_phantoms(
+            args.out, patients=args.patients, size=args.size, seed=args.seed,
+            difficulty=DEFAULT_DIFFICULTY if args.difficulty is None else args.difficulty,
+            lesions=not args.no_lesions,
+        )  # fmt: skip
     print(phantom_counts(table).to_string())
     print(f"Wrote {len(table)} images, their lesion masks and metadata.csv to {args.out}")
     return 0
@@ -354,6 +359,17 @@ def cmd_bench_load(args) -> int:
     return 0
 
 
+def cmd_bench_phantoms(args) -> int:
+    from .pipeline import calibrate_phantoms
+
+    levels = {} if args.difficulties is None else {"difficulties": args.difficulties}
+    table = calibrate_phantoms(args.out, profile=args.profile, **levels)
+    print(f"Command: {args.command_line}")
+    print(table.to_string(index=False, float_format="%.3f"))
+    print(f"Wrote {args.out / 'calibration.csv'}")
+    return 0
+
+
 def cmd_bench_gradcam(args) -> int:
     from .bench import benchmark_gradcam, format_gradcam_benchmark
     from .runs import load_run
@@ -488,6 +504,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="xray: chest radiographs; ct: adjacent axial CT slices of one synthetic volume per patient",
     )  # fmt: skip
     phantoms.add_argument("--slices", type=int, default=16, metavar="N", help="with --modality ct: slices per patient")
+    phantoms.add_argument(
+        "--difficulty", type=float, metavar="D",
+        help="xray: 0 (textbook cases, one ideal scanner) to 1 (mild cases, overlapping classes, "
+        "varied pose and exposure, side markers); default: the calibrated value in data/README.md",
+    )  # fmt: skip
+    phantoms.add_argument(
+        "--no-lesions", action="store_true",
+        help="xray: the same patients and labels with their lesions left out, a control that any model must score at chance on",
+    )  # fmt: skip
     _add_seed(phantoms)
 
     split = _add_command(
@@ -660,6 +685,21 @@ def build_parser() -> argparse.ArgumentParser:
     bench_load.add_argument("--image-size", type=int, default=224, metavar="PX", help="size of the loaded images in px")
     bench_load.add_argument("--workers", type=int, metavar="N", help="reading threads (default: the cores this process may use)")
     _add_timed_calls(bench_load, default=3, warmup=False)
+
+    bench_phantoms = _add_command(
+        benchmarks, "phantoms", cmd_bench_phantoms,
+        help="how hard the phantoms are: the demo's network against a 1-NN lookup, per difficulty",
+        description="For each difficulty, draw the demo's phantom set, train the demo's network on it "
+        "and score it on the held-out patients, beside a 1-nearest-neighbour lookup on 32-px thumbnails "
+        "of the same split; then the control: the default difficulty with the lesions left out, on which "
+        "both must score at chance. Macro F1 with 95% bootstrap CIs over patients. Minutes per difficulty.",
+    )  # fmt: skip
+    bench_phantoms.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the phantoms and RUNs")
+    bench_phantoms.add_argument(
+        "--difficulties", type=float, nargs="+", metavar="D",
+        help="difficulties to try, 0 to 1 (default: 0, the generator's default and 1)",
+    )
+    _add_profile(bench_phantoms)
 
     bench_gradcam = _add_command(
         benchmarks, "gradcam", cmd_bench_gradcam,

@@ -42,6 +42,7 @@ from .figures import figure_to_png, plot_pareto
 from .images import load_images
 from .labels import CLASS_NAMES
 from .metrics import (
+    INTERVAL_METHOD,
     KEY_COLUMNS,
     METRIC_NAMES,
     classification_metrics,
@@ -688,6 +689,8 @@ def write_report(out, *, metric: str = "f1", leaders: int = 3) -> dict:
         f"Command: `{about.get('command') or 'run_comparison(...)'}`",
         "",
         "## Leaderboard (macro F1; 95% CI across rounds, corrected for shared training data)",
+        "",
+        f"Intervals: {INTERVAL_METHOD}.",
         "",
         board.reset_index().to_markdown(index=False, floatfmt=".3f"),
         "",

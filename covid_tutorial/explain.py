@@ -50,6 +50,8 @@ __all__ = [
     "compute_heatmaps",
     "rank_correlation",
     "backbone_stages",
+    "depth_layers",
+    "layer_with_cells",
     "randomize_top_layers",
     "randomization_test",
     "class_contrast",
@@ -102,6 +104,8 @@ def class_indices(class_index, n: int) -> np.ndarray:
 def normalize_maps(maps) -> np.ndarray:
     """Divide each map by its own maximum (an all-zero map stays zero)."""
     maps = np.asarray(maps, dtype=np.float32)
+    if len(maps) == 0:  # no images: nothing to scale
+        return maps
     peak = maps.reshape(len(maps), -1).max(axis=1).reshape((-1,) + (1,) * (maps.ndim - 1))
     return np.divide(maps, peak, out=np.zeros_like(maps), where=peak > 0)
 
@@ -110,6 +114,8 @@ def upsample_maps(maps, size: int | tuple[int, int]) -> np.ndarray:
     """Resize (n, h, w) maps to ``size`` (px, or (height, width)) with bilinear interpolation."""
     height, width = (size, size) if np.isscalar(size) else size
     maps = np.asarray(maps, dtype=np.float32)
+    if len(maps) == 0:
+        return np.zeros((0, height, width), dtype=np.float32)
     if maps.shape[1:] == (height, width):
         return maps
     return np.stack([cv2.resize(m, (width, height), interpolation=cv2.INTER_LINEAR) for m in maps])
@@ -170,15 +176,23 @@ class GradCAM:
         channel_weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
         return tf.nn.relu(tf.reduce_sum(channel_weights * features, axis=-1))
 
-    def __call__(self, images, class_index, normalize: bool = True) -> np.ndarray:
-        """Heatmaps for a batch of images (0..255, gray or RGB); ``class_index`` is an int or one per image.
+    def __call__(self, images, class_index, normalize: bool = True, batch_size: int = 16) -> np.ndarray:
+        """Heatmaps for images (0..255, gray or RGB); ``class_index`` is an int or one per image.
 
         ``normalize=False`` returns the raw ReLU(sum of weighted channels), in score units.
+        The images go through the network ``batch_size`` at a time: the gradient tape holds
+        a whole forward pass, so the memory grows with the batch, not with the image count.
         """
-        images = tf.convert_to_tensor(to_model_input(images))
-        index = class_indices(class_index, images.shape[0])
+        images = to_model_input(images)
+        index = class_indices(class_index, len(images))
         with quiet_keras():
-            maps = self._compiled(images, tf.constant(index)).numpy()
+            maps = [
+                self._compiled(tf.constant(images[start : start + batch_size]), tf.constant(index[start : start + batch_size])).numpy()
+                for start in range(0, len(images), batch_size)
+            ]
+        if not maps:  # no images: an empty stack of maps of the layer's size
+            return np.zeros((0, *self.gradient_model.outputs[0].shape[1:3]), np.float32)
+        maps = np.concatenate(maps)
         return normalize_maps(maps) if normalize else maps
 
 
@@ -262,6 +276,8 @@ class Explainer:
         """Maps (n, H, W) in 0..1; at the input size unless ``upsample=False`` (CAM methods only)."""
         batch = to_model_input(images)
         index = class_indices(class_index, len(batch))
+        if len(batch) == 0:
+            return np.zeros((0, *self.input_size), dtype=np.float32)
         if self.method == "gradcam":
             maps = self._tool(batch, index, normalize=False)
         else:
@@ -317,6 +333,24 @@ def backbone_stages(model: keras.Model) -> list[tuple[str, list[str]]]:
             groups.append((prefix, [layer.name]))
     keep = [g for g in groups if g[0].startswith(("conv", "block", "stem")) or g[0] == "top"]
     return keep if len(keep) >= 2 else groups
+
+
+def depth_layers(model: keras.Model) -> list[str]:
+    """The last layer with a 4-D output of each stage: the stem, each ResNet stage or EfficientNet block."""
+    names = []
+    for _, layers in backbone_stages(model):
+        spatial = [n for n in layers if len(model.get_layer(n).output.shape) == 4]
+        if spatial:
+            names.append(spatial[-1])
+    return names
+
+
+def layer_with_cells(model: keras.Model, cells: int = 8) -> str:
+    """The deepest stage output (:func:`depth_layers`) whose map has at least ``cells`` x ``cells``
+    cells, for maps fine enough to place a lesion; the first stage's if none has."""
+    stages = depth_layers(model)
+    fine = [name for name in stages if min(model.get_layer(name).output.shape[1:3]) >= cells]
+    return fine[-1] if fine else stages[0]
 
 
 def randomize_top_layers(model: keras.Model, stages: int = 1, seed: int = 0) -> tuple[keras.Model, list[str]]:

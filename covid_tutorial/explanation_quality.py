@@ -6,7 +6,8 @@ share of the map's mass inside the lesion, next to the lesion's share of the ima
 which is chance) and faithfulness, :func:`deletion_scores` (does removing the map's top
 pixels lower the class probability more than removing as many random pixels?).
 :func:`explanation_quality` scores every image and method, :func:`summarize_quality`
-averages per method and class.
+averages per method and class. :func:`localization_table` asks the other question a
+map raises, "on the lesion or in the middle of the chest?", against both chance levels.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ __all__ = [
     "explanation_quality",
     "summarize_quality",
     "quality_text",
+    "central_band",
+    "localization_table",
 ]
 
 
@@ -269,3 +272,51 @@ def quality_text(summary: pd.DataFrame, fraction: float = 0.1) -> str:
         f"share of the image; faithfulness: confidence drop when the top {fraction:.0%} of the map's "
         "pixels are removed minus the drop for as many random pixels."
     )
+
+
+def central_band(size: int, fraction: float = 1 / 3) -> np.ndarray:
+    """A (size, size) bool mask of the middle ``fraction`` of the image's width.
+
+    On a frontal chest image that band holds the spine, the mediastinum and most of the
+    heart; the lungs, and so the lesions, lie mostly outside it. A map whose peak keeps
+    falling in the band, whatever the class, points at the middle of the chest.
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction must lie strictly between 0 and 1, got {fraction!r}.")
+    band = np.zeros((size, size), dtype=bool)
+    margin = int(round(size * (1 - fraction) / 2))
+    band[:, margin : size - margin] = True
+    return band
+
+
+def localization_table(heatmaps, masks, labels, band_fraction: float = 1 / 3) -> pd.DataFrame:
+    """Per class: do the maps sit on the lesion, or in the central band of the chest?
+
+    ``heatmaps`` (n, H, W) at the input size, ``masks`` the lesion masks, ``labels`` the
+    class names. Columns: ``pointing_hit_rate`` and ``energy_inside`` on the lesion (images
+    with a lesion only) next to ``lesion_share``, the chance level of both; ``central_peak_rate``
+    and ``central_energy`` in :func:`central_band`, next to ``central_share``, its share of
+    the image (their chance level). Flat maps count as missing.
+    """
+    heatmaps, masks = np.asarray(heatmaps, dtype=np.float32), np.asarray(masks, dtype=bool)
+    band = np.broadcast_to(central_band(heatmaps.shape[-1], band_fraction), heatmaps.shape)
+    frame = pd.DataFrame(
+        {
+            "label": np.asarray(labels),
+            "pointing_hit": pointing_game(heatmaps, masks),
+            "energy_inside": energy_inside(heatmaps, masks),
+            "lesion_share": np.where(masks.any(axis=(1, 2)), masks.mean(axis=(1, 2)), np.nan),
+            "central_peak": pointing_game(heatmaps, band),
+            "central_energy": energy_inside(heatmaps, band),
+        }
+    )
+    table = frame.groupby("label", sort=False).agg(
+        images=("label", "size"),
+        pointing_hit_rate=("pointing_hit", "mean"),
+        energy_inside=("energy_inside", "mean"),
+        lesion_share=("lesion_share", "mean"),
+        central_peak_rate=("central_peak", "mean"),
+        central_energy=("central_energy", "mean"),
+    )
+    table["central_share"] = band[0].mean()
+    return table.reset_index()

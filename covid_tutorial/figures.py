@@ -36,6 +36,7 @@ __all__ = [
     "plot_threshold_tradeoff",
     "error_order",
     "plot_error_gallery",
+    "plot_data_efficiency",
     "feature_map_grid",
     "draw_mask_outline",
     "overlay_with_outline",
@@ -91,7 +92,8 @@ def plot_training_curves(history: pd.DataFrame) -> Figure:
 def plot_image_grid(images, titles, columns: int = 4, size: float = 2.2) -> Figure:
     """A grid of grayscale or RGB images with titles (e.g. Grad-CAM overlays)."""
     rows = int(np.ceil(len(images) / columns))
-    fig = Figure(figsize=(columns * size, rows * (size + 0.3)))
+    lines = max((str(title).count("\n") + 1 for title in titles), default=1)
+    fig = Figure(figsize=(columns * size, rows * (size + 0.2 * lines + 0.1)))
     axes = np.atleast_1d(fig.subplots(rows, columns)).ravel()
     for ax in axes:
         ax.axis("off")
@@ -117,7 +119,8 @@ def write_html_report(path: Path, title: str, sections: list[tuple[str, object]]
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
         "<style>body{font-family:sans-serif;max-width:960px;margin:2em auto;padding:0 1em}"
-        "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}"
+        "img{max-width:100%;height:auto}table{border-collapse:collapse;font-size:13px;margin:.5em 0}"
+        "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}"
         ".warn{background:#fff3cd;padding:.6em;border:1px solid #e0c060}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
         f"<p class='warn'>{html.escape(NOT_FOR_CLINICAL_USE)}</p>",
@@ -128,7 +131,8 @@ def write_html_report(path: Path, title: str, sections: list[tuple[str, object]]
             encoded = base64.b64encode(figure_to_png(content)).decode("ascii")
             parts.append(f"<img alt='{html.escape(heading)}' src='data:image/png;base64,{encoded}'>")
         elif isinstance(content, pd.DataFrame):
-            parts.append(content.to_html(na_rep="–"))
+            numbered_rows = isinstance(content.index, pd.RangeIndex)
+            parts.append(content.to_html(na_rep="–", index=not numbered_rows, border=0))
         else:
             parts.append(f"<pre>{html.escape(str(content))}</pre>")
     parts.append("</body></html>")
@@ -227,10 +231,10 @@ def error_order(y_true, y_pred, y_prob, positive_index: int) -> np.ndarray:
 
 def plot_error_gallery(
     images, y_true, y_prob, class_names, *, positive: str = "COVID-19", y_pred=None,
-    max_images: int = 12, columns: int = 6, size: float = 2.0,
+    max_images: int = 12, columns: int = 4, size: float = 2.6,
 ) -> Figure:
     """The misclassified images, false negatives of ``positive`` first (:func:`error_order`),
-    each titled with its kind of error, true and predicted class and p(positive)."""
+    each titled on three short lines: the kind of error, true -> predicted class, p(positive)."""
     y_true, y_prob = np.asarray(y_true), np.asarray(y_prob)
     y_pred = y_prob.argmax(axis=1) if y_pred is None else np.asarray(y_pred)
     k = list(class_names).index(positive)
@@ -243,9 +247,34 @@ def plot_error_gallery(
         return fig
     titles = []
     for i in order:
-        kind = "MISSED" if y_true[i] == k else ("false alarm" if y_pred[i] == k else "confusion")
-        titles.append(f"{kind}: {class_names[y_true[i]]} → {class_names[y_pred[i]]}\np({positive}) = {y_prob[i, k]:.2f}")
-    return plot_image_grid([images[i] for i in order], titles, columns=min(columns, len(order)), size=size)
+        kind = f"missed {positive}" if y_true[i] == k else ("false alarm" if y_pred[i] == k else "confusion")
+        titles.append(f"{kind}\ntrue {class_names[y_true[i]]} → {class_names[y_pred[i]]}\np({positive}) = {y_prob[i, k]:.2f}")
+    fig = plot_image_grid([images[i] for i in order], titles, columns=min(columns, len(order)), size=size)
+    for ax in fig.axes:
+        ax.title.set_fontsize(9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_data_efficiency(curve: pd.DataFrame, metric_label: str = "macro F1 on test patients") -> Figure:
+    """Score against the number of training patients per class, one line per start
+    (``start`` column: pretrained, scratch), with the 95% CI as error bars."""
+    fig = Figure(figsize=(5.2, 3.6))
+    ax = fig.subplots()
+    for offset, (start, rows) in zip((-0.03, 0.03), curve.groupby("start", sort=False)):
+        x = rows["patients_per_class"] * (1 + offset)
+        error = np.vstack([rows["macro_f1"] - rows["ci_low"], rows["ci_high"] - rows["macro_f1"]])
+        ax.errorbar(x, rows["macro_f1"], yerr=np.nan_to_num(error), fmt="o-", capsize=3, label=start)
+    sizes = sorted(curve["patients_per_class"].unique())
+    ax.set(xscale="log", xlabel="training patients per class", ylabel=metric_label, ylim=(0, 1.02),
+           title="Pretrained vs from scratch, 95% CI over test patients")
+    ax.title.set_fontsize(10)
+    ax.set_xticks(sizes, [str(n) for n in sizes])
+    ax.minorticks_off()
+    if len(curve):
+        ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
 
 
 def feature_map_grid(activation, channels=None, columns: int = 8) -> np.ndarray:
@@ -326,26 +355,40 @@ def overlay_heatmap(
     return cv2.addWeighted(colored, alpha, image, 1 - alpha, 0)
 
 
-def plot_pareto(board: pd.DataFrame, metric: str = "f1", title: str | None = None):
-    """Macro ``metric`` (mean, corrected 95% CI) against latency per image and against parameters."""
+def plot_pareto(board: pd.DataFrame, metric: str = "f1", title: str | None = None, chance: float | None = None):
+    """Macro ``metric`` (mean, corrected 95% CI) against latency per image and against parameters.
+
+    One panel per cost, log scale; each model a point with its interval and its name; the
+    models on the Pareto front joined by a red step line and drawn filled, the others
+    hollow. ``chance`` draws the score of guessing as a dashed line. The y-axis shows
+    [0, 1], the range of the metric, so that intervals can be read against it.
+    """
     import matplotlib.pyplot as plt
 
     score = f"macro_{metric}"
+    name = metric.upper() if metric == "f1" else metric
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for ax, cost, label, front in (
         (axes[0], "latency_ms", "latency per image, ms (log scale)", "front_latency"),
         (axes[1], "params_M", "parameters, millions (log scale)", "front_params"),
     ):
-        error = np.vstack([board[score] - board["ci_low_corrected"], board["ci_high_corrected"] - board[score]])
-        ax.errorbar(board[cost], board[score], yerr=np.nan_to_num(error), fmt="o", capsize=3, alpha=0.8)
-        for name, row in board.iterrows():
-            ax.annotate(name, (row[cost], row[score]), fontsize=8, xytext=(4, 4), textcoords="offset points")
-        line = board[board[front]].sort_values(cost)
-        ax.step(line[cost], line[score], where="post", color="tab:red", alpha=0.6, label="Pareto front")
-        ax.set(xscale="log", xlabel=label)
+        for on_front, rows in board.groupby(board[front].astype(bool)):
+            error = np.vstack([rows[score] - rows["ci_low_corrected"], rows["ci_high_corrected"] - rows[score]])
+            ax.errorbar(rows[cost], rows[score], yerr=np.nan_to_num(np.clip(error, 0, None)), fmt="o", capsize=4,
+                        color="tab:red" if on_front else "tab:blue", mfc="tab:red" if on_front else "white",
+                        label="on the Pareto front" if on_front else "dominated")  # fmt: skip
+        for model, row in board.iterrows():
+            ax.annotate(model, (row[cost], row[score]), fontsize=8, xytext=(6, 4), textcoords="offset points")
+        line = board[board[front].astype(bool)].sort_values(cost)
+        ax.step(line[cost], line[score], where="post", color="tab:red", alpha=0.5)
+        if chance is not None:
+            ax.axhline(chance, color="grey", linestyle="--", linewidth=1, label=f"chance ({chance:.2f})")
+        low, high = board[cost].min(), board[cost].max()
+        ax.set(xscale="log", xlabel=label, ylim=(0, 1), xlim=(low / 1.6, high * 1.6))
+        ax.grid(True, which="major", alpha=0.3)
         ax.legend(loc="lower right", fontsize=8)
-    axes[0].set_ylabel(f"macro {metric.upper() if metric == 'f1' else metric} (mean, 95% CI corrected)")
+    axes[0].set_ylabel(f"macro {name} (mean, corrected 95% CI)")
     device = board["device"].dropna().unique()
-    fig.suptitle(title or f"Score against cost; latency on {', '.join(device)}", fontsize=10)
+    fig.suptitle(title or f"Macro {name} against cost; latency on {', '.join(device)}", fontsize=10)
     fig.tight_layout()
     return fig

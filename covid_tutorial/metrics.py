@@ -12,7 +12,8 @@ applies it; :func:`operating_point` scores the decisions. Calibration:
 :func:`reliability_table`.
 
 Across the rounds of a repeated k-fold (:mod:`covid_tutorial.compare`):
-:func:`summarize_results` (mean and 95% CI, naive and corrected),
+:func:`summarize_results` (mean and 95% CI, naive and corrected, on the logit scale so
+that they stay within [0, 1]: :func:`logit_interval`),
 :func:`corrected_resampled_ttest` and :func:`paired_tests` (Nadeau and Bengio 2003),
 Holm's adjustment, :func:`pareto_front` and :func:`leaderboard`.
 """
@@ -46,6 +47,8 @@ __all__ = [
     "threshold_for_sensitivity",
     "decide",
     "operating_point",
+    "INTERVAL_METHOD",
+    "logit_interval",
     "summarize_results",
     "corrected_resampled_ttest",
     "holm",
@@ -319,22 +322,59 @@ def _t_quantile(confidence: float, df) -> np.ndarray:
     return stats.t.ppf(0.5 + confidence / 2, np.maximum(np.asarray(df, dtype=float), 1))
 
 
-def summarize_results(results: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
-    """Mean and 95% CI across rounds per (model, class, metric), naive and corrected.
+INTERVAL_METHOD = (
+    "95% t-interval over the rounds (t with k-1 degrees of freedom; corrected: sd * sqrt(1/k + n_test/n_train), "
+    "Nadeau and Bengio 2003), computed on the logit scale (delta method) and transformed back, so that it stays "
+    "within [0, 1]"
+)
 
-    ``ci_low``/``ci_high`` come from :func:`covid_tutorial.metrics.summarize_folds`:
-    mean +- t(k-1) sd / sqrt(k) over the k rounds, the interval the paper reports. Rounds
-    of a k-fold cross-validation share most of their training data and are not
-    independent, so that interval is too narrow; ``ci_low_corrected``/``ci_high_corrected``
-    widen it with Nadeau and Bengio's correction: sd * sqrt(1/k + n_test/n_train).
+
+def logit_interval(mean, standard_error, t) -> tuple[np.ndarray, np.ndarray]:
+    """A symmetric interval on the logit scale, transformed back: it stays within [0, 1].
+
+    For a metric bounded in [0, 1] (F1, sensitivity, AUC...) averaged over few rounds, the
+    usual mean +- t * se can leave [0, 1]. Here the standard error is carried to the logit
+    scale by the delta method, se / (m (1 - m)), the interval logit(m) +- t * that is
+    formed there, and both ends are mapped back with the logistic function. It is
+    asymmetric, shrinks towards the nearer bound, and is the point ``[m, m]`` when the
+    rounds agree exactly (se 0), also at m = 0 or 1. NaN where ``se`` is NaN (one round).
+    """
+    m = np.asarray(mean, dtype=float)
+    se = np.asarray(standard_error, dtype=float)
+    t = np.asarray(t, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inside = (m > 0) & (m < 1) & (se > 0)
+        safe = np.where(inside, m, 0.5)
+        centre = np.log(safe / (1 - safe))
+        half = t * se / (safe * (1 - safe))
+        low = np.where(inside, 1 / (1 + np.exp(-(centre - half))), m)
+        high = np.where(inside, 1 / (1 + np.exp(-(centre + half))), m)
+    unknown = ~np.isfinite(se) | ~np.isfinite(m)
+    return np.where(unknown, np.nan, low), np.where(unknown, np.nan, high)
+
+
+def summarize_results(results: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """Mean and 95% CI across rounds per (model, class, metric), naive and corrected, within [0, 1].
+
+    ``ci_low``/``ci_high``: the t-interval over the k rounds, standard error sd / sqrt(k),
+    the kind of interval the paper reports. Rounds of a k-fold cross-validation share
+    most of their training data and are not independent, so that interval is too narrow;
+    ``ci_low_corrected``/``ci_high_corrected`` widen the standard error with Nadeau and
+    Bengio's correction, sd * sqrt(1/k + n_test/n_train). Every metric here lies in
+    [0, 1], and with few rounds mean +- t * se would leave that range (e.g. [-2.27, 2.73]
+    for two rounds): both intervals are therefore formed on the logit scale
+    (:func:`logit_interval`) and stay within [0, 1]. ``attrs["interval_method"]`` says so
+    in words, for a page or report to print.
     """
     summary = summarize_folds(results_long(results), confidence=confidence)
     ratio = (results["n_test_images"] / results["n_train_images"]).groupby(results["model"]).mean()
     summary["test_train_ratio"] = summary["model"].map(ratio)
     t = _t_quantile(confidence, summary["k"] - 1)
-    half = t * summary["sd"] * np.sqrt(1 / summary["k"] + summary["test_train_ratio"])
-    summary["ci_low_corrected"] = summary["mean"] - half
-    summary["ci_high_corrected"] = summary["mean"] + half
+    se_naive = summary["sd"] / np.sqrt(summary["k"])
+    se_corrected = summary["sd"] * np.sqrt(1 / summary["k"] + summary["test_train_ratio"])
+    summary["ci_low"], summary["ci_high"] = logit_interval(summary["mean"], se_naive, t)
+    summary["ci_low_corrected"], summary["ci_high_corrected"] = logit_interval(summary["mean"], se_corrected, t)
+    summary.attrs["interval_method"] = INTERVAL_METHOD
     return summary
 
 

@@ -13,6 +13,13 @@ Each patient has 1 to 4 studies a few days apart, with a slightly different pose
 and exposure, and lesions that grow or fade in place. Everything is computed from
 the seed, so the same call writes the same bytes on every run.
 
+``difficulty`` (0 to 1) sets how hard the classes are to tell apart: mild cases with
+small, faint lesions, ground glass in one lung only, patchy pneumonia as faint as ground
+glass, more rotation, shift, exposure and noise, and side markers in any class. The
+default is calibrated with ``covid-tutorial bench phantoms`` (figures in data/README.md).
+``lesions=False`` draws the same patients without their lesions: the class lives in the
+lesions alone, so every model must score at chance there.
+
 What a phantom is not
 ---------------------
 A phantom is a cartoon of a radiograph, drawn so that the course can run in
@@ -26,18 +33,19 @@ ways that matter for what a model trained on it can tell you:
 * **Pathology**: one idealised picture per class. Real COVID-19 can be unilateral
   or invisible on X-ray, real bacterial pneumonia can be patchy or bilateral, and
   real images show effusions, atelectasis, nodules, old scars and heart failure,
-  none of which appear here. The classes are far easier to tell apart than in
-  life, so a high score on phantoms says that a pipeline works, not that a model
-  can detect COVID-19.
+  none of which appear here. Even at the highest difficulty the classes are easier
+  to tell apart than in life, so a high score on phantoms says that a pipeline works,
+  not that a model can detect COVID-19.
 * **Labels and masks**: exact by construction; a mask is a threshold of the very
   layer that drew the lesion. Real labels come from reports and PCR tests, are
   noisy, and the "no finding" class is often drawn from another hospital.
 * **Balance**: equal thirds of patients per class, pneumonia equally often left and
   right. Real prevalences are nothing like that.
-* **Acquisition**: one imaginary scanner. No hospital, device or site effects, no
-  tubes, wires, pacemakers, burned-in text, rulers, collimation borders or JPEG
-  artefacts, unless you ask for the one artefact on offer (``marker_class``), a
-  corner tag that the shortcut-learning lesson uses on purpose.
+* **Acquisition**: one imaginary scanner, whose pose and exposure vary more as the
+  difficulty rises, with "L"/"R" side markers in any class. No hospital, device or
+  site effects, no tubes, wires, pacemakers, rulers, collimation borders or JPEG
+  artefacts, unless you ask for the one class-linked artefact on offer
+  (``marker_class``), a corner tag that the shortcut-learning lesson uses on purpose.
 * **Confounders**: sex, age, view and exposure are drawn independently of the
   class, whereas in real collections they are not (COVID-19 patients are more
   often imaged AP, in intensive care, at other sites).
@@ -70,6 +78,7 @@ __all__ = [
     "STAMP_FILENAME",
     "MASK_THRESHOLD",
     "MAX_STUDIES",
+    "DEFAULT_DIFFICULTY",
     "check_output_folder",
     "prepare_output_folder",
     "assign_classes",
@@ -100,13 +109,17 @@ METADATA_FILENAME = "metadata.csv"
 STAMP_FILENAME = "phantoms.json"  # marks a folder as made by generate_phantoms
 MASK_THRESHOLD = 0.25  # a pixel is lesion where the lesion layer reaches this
 MAX_STUDIES = 4
+# 0: the textbook picture of each class under one ideal scanner; 1: mild cases, classes
+# that overlap, varied acquisition. The default is calibrated so that the course's
+# networks are right most of the time but not always (``covid-tutorial bench phantoms``).
+DEFAULT_DIFFICULTY = 0.5
 _FILLED_LUNG = 0.2  # heart and airless lung: attenuation above soft tissue
 
 _GENERATOR_NAME = "covid_tutorial.phantoms"
 _PHANTOM_PNG = re.compile(r"^P\d{4,}_s\d+\.png$")
 # Independent random streams per patient, so that adding a marker or changing a
 # class never changes the anatomy or the exposure of any image.
-_ANATOMY, _LESION, _STUDY, _DEMOGRAPHY, _MARKER = range(5)
+_ANATOMY, _LESION, _STUDY, _DEMOGRAPHY, _MARKER, _SIDE_MARKER = range(6)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,6 +174,11 @@ class _Study:
     noise: float
     lesion_extent: float
     lesion_intensity: float
+
+
+def _between(low: float, high: float, difficulty: float) -> float:
+    """``low`` at difficulty 0, ``high`` at difficulty 1, linear in between."""
+    return low + (high - low) * difficulty
 
 
 def _ramp(distance: np.ndarray, width: float) -> np.ndarray:
@@ -288,18 +306,27 @@ def _sample_anatomy(rng: np.random.Generator) -> _Anatomy:
     return _Anatomy(**args, vessels=vessels, texture=_smooth_noise(rng))
 
 
-def _sample_lesions(rng, kind: str, anatomy: _Anatomy, side: int) -> _Lesions:
+def _sample_lesions(rng, kind: str, anatomy: _Anatomy, side: int, difficulty: float) -> _Lesions:
     if kind == "COVID-19":
-        return _sample_ground_glass(rng, anatomy)
+        return _sample_ground_glass(rng, anatomy, difficulty)
     if kind == "Pneumonia":
-        return _sample_consolidation(rng, anatomy, side)
+        return _sample_consolidation(rng, anatomy, side, difficulty)
     return _Lesions(kind="Normal", fill=0.0)
 
 
-def _sample_ground_glass(rng, anatomy: _Anatomy) -> _Lesions:
-    """Several hazy blobs against the outer edge of both lungs, mostly low down."""
+def _severity(rng, difficulty: float) -> float:
+    """How marked a patient's disease is: always 1 at difficulty 0, down to 0.3 (mild) at 1."""
+    return float(rng.uniform(_between(1.0, 0.3, difficulty), 1.0))
+
+
+def _sample_ground_glass(rng, anatomy: _Anatomy, difficulty: float) -> _Lesions:
+    """Hazy blobs against the outer edge of the lungs, mostly low down: in both lungs,
+    or, as the difficulty rises, more and more often in one lung only (as pneumonia)."""
+    severity = _severity(rng, difficulty)
+    one_sided = rng.random() < 0.4 * difficulty
+    sides = (int(rng.choice([-1, 1])),) if one_sided else (-1, 1)
     blobs = []
-    for side in (-1, 1):
+    for side in sides:
         lower_zone = [rng.uniform(0.58, 0.95) for _ in range(rng.integers(3, 5))]
         anywhere = [rng.uniform(0.3, 0.95) for _ in range(rng.integers(0, 2))]
         for t in lower_zone + anywhere:
@@ -308,7 +335,7 @@ def _sample_ground_glass(rng, anatomy: _Anatomy) -> _Lesions:
             )
             _, lateral = _lung_edges(anatomy, side, y)
             across = float(lateral) - rng.uniform(0.02, 0.065)
-            sigma = rng.uniform(0.045, 0.07)
+            sigma = rng.uniform(0.045, 0.07) * (0.6 + 0.4 * severity)
             blobs.append(
                 (
                     anatomy.midline + side * across,
@@ -316,7 +343,7 @@ def _sample_ground_glass(rng, anatomy: _Anatomy) -> _Lesions:
                     sigma * rng.uniform(0.75, 1.2),
                     sigma * rng.uniform(0.9, 1.5),
                     rng.uniform(-0.5, 0.5),
-                    rng.uniform(0.75, 1.0),
+                    rng.uniform(0.75, 1.0) * severity,
                 )
             )
     return _Lesions(
@@ -327,15 +354,17 @@ def _sample_ground_glass(rng, anatomy: _Anatomy) -> _Lesions:
     )
 
 
-def _sample_consolidation(rng, anatomy: _Anatomy, side: int) -> _Lesions:
-    """A large dense consolidation in one lung, crossed by air bronchograms."""
+def _sample_consolidation(rng, anatomy: _Anatomy, side: int, difficulty: float) -> _Lesions:
+    """A dense consolidation in one lung, crossed by air bronchograms; as the difficulty
+    rises, smaller, fainter and patchier (closer to ground glass) in mild cases."""
+    severity = _severity(rng, difficulty)
     height = anatomy.right_dome_y + anatomy.costophrenic_drop - anatomy.apex_y
     y = anatomy.apex_y + rng.uniform(0.45, 0.68) * height  # middle or lower zone
     medial, lateral = _lung_edges(anatomy, side, y)
     across = float(medial + rng.uniform(0.5, 0.65) * (lateral - medial))
     x = anatomy.midline + side * across
-    rx = rng.uniform(0.55, 0.75) * anatomy.lung_width
-    ry = rng.uniform(0.1, 0.14)
+    rx = rng.uniform(0.55, 0.75) * anatomy.lung_width * (0.55 + 0.45 * severity)
+    ry = rng.uniform(0.1, 0.14) * (0.7 + 0.3 * severity)
     bronchi = []
     for _ in range(rng.integers(2, 5)):
         angle = rng.uniform(-0.7, 0.7)  # fanning out from the hilum side
@@ -349,7 +378,7 @@ def _sample_consolidation(rng, anatomy: _Anatomy, side: int) -> _Lesions:
         bronchi.append(np.array(points))
     return _Lesions(
         kind="Pneumonia",
-        fill=rng.uniform(1.0, 1.2),  # dense: as white as the heart
+        fill=rng.uniform(1.0, 1.2) * _between(1.0, 0.45 + 0.55 * severity, difficulty),
         blobs=((x, y, rx, ry, rng.uniform(-0.3, 0.3), 1.0),),
         side=side,
         midline=anatomy.midline,
@@ -358,18 +387,22 @@ def _sample_consolidation(rng, anatomy: _Anatomy, side: int) -> _Lesions:
     )
 
 
-def _sample_study(rng: np.random.Generator) -> _Study:
+def _sample_study(rng: np.random.Generator, difficulty: float) -> _Study:
+    """Pose and exposure vary more, and lesions more between studies, as the difficulty rises."""
+    angle = _between(3, 10, difficulty)
+    shift = _between(0.02, 0.06, difficulty)
+    heel = _between(0.04, 0.1, difficulty)
     return _Study(
         view="AP" if rng.random() < 0.15 else "PA",
-        angle=rng.uniform(-3, 3),
-        shift=(rng.uniform(-0.02, 0.02), rng.uniform(-0.02, 0.02)),
-        gamma=rng.uniform(0.9, 1.15),
-        contrast=rng.uniform(0.9, 1.1),
-        brightness=rng.uniform(-0.05, 0.05),
-        heel=(rng.uniform(-0.04, 0.04), rng.uniform(-0.04, 0.04)),
-        noise=rng.uniform(0.01, 0.03),
-        lesion_extent=rng.uniform(0.8, 1.2),
-        lesion_intensity=rng.uniform(0.8, 1.15),
+        angle=rng.uniform(-angle, angle),
+        shift=(rng.uniform(-shift, shift), rng.uniform(-shift, shift)),
+        gamma=rng.uniform(_between(0.9, 0.75, difficulty), _between(1.15, 1.35, difficulty)),
+        contrast=rng.uniform(_between(0.9, 0.75, difficulty), _between(1.1, 1.25, difficulty)),
+        brightness=rng.uniform(-1, 1) * _between(0.05, 0.12, difficulty),
+        heel=(rng.uniform(-heel, heel), rng.uniform(-heel, heel)),
+        noise=rng.uniform(0.01, _between(0.03, 0.07, difficulty)),
+        lesion_extent=rng.uniform(_between(0.8, 0.6, difficulty), 1.2),
+        lesion_intensity=rng.uniform(_between(0.8, 0.6, difficulty), 1.15),
     )
 
 
@@ -549,6 +582,20 @@ def _render_study(body, lesions, study, x, y, size, noise_rng):
     return image, mask
 
 
+def _burn_side_marker(image: np.ndarray, rng: np.random.Generator) -> None:
+    """A white "L" or "R" in a random corner other than the top-left, as radiographers
+    place them: acquisition clutter that says nothing about the class."""
+    size = image.shape[0]
+    scale, thickness = size / 400, max(1, round(size / 170))
+    letter = str(rng.choice(["L", "R"]))
+    (text_w, text_h), _ = cv2.getTextSize(letter, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    margin = round(0.04 * size)
+    right, bottom = [(True, False), (False, True), (True, True)][rng.integers(3)]
+    x = size - margin - text_w if right else margin
+    y = size - margin if bottom else margin + text_h
+    cv2.putText(image, letter, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, 255, thickness, cv2.LINE_AA)
+
+
 def _burn_marker(image: np.ndarray) -> None:
     """A white square with a dark "R" in the top-left corner, like a side marker."""
     size = image.shape[0]
@@ -673,6 +720,8 @@ def generate_phantoms(
     *,
     marker_class: str | None = None,
     marker_rate: float = 1.0,
+    difficulty: float = DEFAULT_DIFFICULTY,
+    lesions: bool = True,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Draw a synthetic chest X-ray dataset into ``out_dir`` and return its metadata.
@@ -691,6 +740,13 @@ def generate_phantoms(
     probability ``marker_rate``, and add a 0/1 column ``marker`` (for the lesson on
     shortcut learning). Refuses to write into a folder that holds anything but an
     earlier phantom set.
+
+    ``difficulty`` (0 to 1, default :data:`DEFAULT_DIFFICULTY`): how hard the classes are
+    to tell apart. It turns up mild cases (smaller, fainter lesions), the overlap of the
+    classes (one-sided ground glass, patchy pneumonia), the variation of pose and exposure
+    between studies, and side markers ("L"/"R", in any class). ``lesions=False`` draws the
+    same patients, studies and labels with their lesions left out: a control on which any
+    model must score at chance, since the lesions are the only class signal.
     """
     if int(patients) != patients or patients < 1:
         raise DataError(f"patients must be a positive whole number, got {patients!r}.")
@@ -703,6 +759,8 @@ def generate_phantoms(
         )
     if not 0.0 <= marker_rate <= 1.0:
         raise DataError(f"marker_rate must lie between 0 and 1, got {marker_rate!r}.")
+    if not 0.0 <= difficulty <= 1.0:
+        raise DataError(f"difficulty must lie between 0 and 1, got {difficulty!r}.")
     patients, size, seed = int(patients), int(size), int(seed)
 
     out_dir = Path(out_dir)
@@ -713,6 +771,8 @@ def generate_phantoms(
         seed=seed,
         marker_class=marker_class,
         marker_rate=float(marker_rate),
+        difficulty=float(difficulty),
+        lesions=bool(lesions),
     )
     prepare_output_folder(out_dir, stamp, _PHANTOM_PNG, "P*_s*.png")
 
@@ -728,19 +788,24 @@ def generate_phantoms(
             np.random.default_rng([seed, patient_index, _ANATOMY])
         )
         lesion_rng = np.random.default_rng([seed, patient_index, _LESION])
-        lesions = _sample_lesions(lesion_rng, kind, anatomy, sides[patient_index])
+        drawn = _sample_lesions(lesion_rng, kind, anatomy, sides[patient_index], difficulty)
+        if not lesions:
+            drawn = _Lesions(kind="Normal", fill=0.0)
         study_rng = np.random.default_rng([seed, patient_index, _STUDY])
         study_count = int(study_rng.integers(1, MAX_STUDIES + 1))
         patient_rows = _patient_rows(
             patient_index, kind, seed, study_count, marker_class, marker_rate
         )
         bodies = {}  # the anatomy, drawn once per view, for all of its studies
-        for row in patient_rows:
-            study = _sample_study(study_rng)
+        for study_index, row in enumerate(patient_rows):
+            study = _sample_study(study_rng, difficulty)
             if study.view not in bodies:
                 bodies[study.view] = _render_anatomy(anatomy, study.view, x, y, size)
             body = bodies[study.view]
-            image, mask = _render_study(body, lesions, study, x, y, size, study_rng)
+            image, mask = _render_study(body, drawn, study, x, y, size, study_rng)
+            side_marker = np.random.default_rng([seed, patient_index, study_index, _SIDE_MARKER])
+            if side_marker.random() < _between(0.0, 0.3, difficulty):
+                _burn_side_marker(image, side_marker)
             if row.get("marker"):
                 _burn_marker(image)
             row["view"] = study.view

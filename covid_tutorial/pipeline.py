@@ -20,12 +20,13 @@ import cv2
 import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix
+from sklearn.neighbors import KNeighborsClassifier
 
 from . import __version__, splits
 from .data import dataset_from_arrays, ensure_phantoms, load_dataset, one_hot
 from .download import dataset_location
 from .errors import CourseError, DataError, RunError
-from .explain import GradCAM, compute_heatmaps
+from .explain import GradCAM, compute_heatmaps, layer_with_cells
 from .explanation_quality import (
     explanation_quality,
     load_masks,
@@ -50,6 +51,7 @@ from .models import (
     build_classifier,
     get_backbone,
 )
+from .phantoms import DEFAULT_DIFFICULTY, generate_phantoms
 from .predict import Predictor
 from .profiles import get_profile, trains_in_two_stages
 from .runs import (
@@ -87,6 +89,7 @@ __all__ = [
     "evaluate_run",
     "gradcam_gallery",
     "run_demo",
+    "calibrate_phantoms",
     "explain_run",
     "save_gradcam_overlays",
 ]
@@ -421,16 +424,24 @@ def evaluate_run(
 
 
 def gradcam_gallery(model, evaluation, class_names, per_class: int = 2):
-    """Overlays of the predicted class's Grad-CAM for a few test images of each true class."""
-    cam = GradCAM(model)
-    picks = [i for k in range(len(class_names)) for i in np.flatnonzero(evaluation["y_true"] == k)[:per_class]]
+    """Overlays of the predicted class's Grad-CAM for a few test images of each true class, one
+    column per class, the wrong predictions first so that the errors are there to look at. The
+    maps come from the deepest stage with at least 8x8 cells: coarser ones cannot place a lesion."""
+    cam = GradCAM(model, layer_with_cells(model, 8))
+    predicted_all = evaluation["probabilities"].argmax(1)
+    columns = [
+        sorted(np.flatnonzero(evaluation["y_true"] == k), key=lambda i: predicted_all[i] == k)[:per_class]
+        for k in range(len(class_names))
+    ]
+    picks = [column[row] for row in range(per_class) for column in columns if row < len(column)]
     images = evaluation["images"][picks]
     predicted = evaluation["probabilities"][picks].argmax(1)
     rgb = np.repeat(images[..., None], 3, axis=-1).astype(np.float32)
     heatmaps = cam(rgb, predicted)
     overlays = [overlay_heatmap(image, heatmap) for image, heatmap in zip(images, heatmaps)]
     titles = [
-        f"true {class_names[evaluation['y_true'][i]]}\npred {class_names[p]} ({evaluation['probabilities'][i, p]:.2f})"
+        f"true {class_names[evaluation['y_true'][i]]}\npredicted {class_names[p]} ({evaluation['probabilities'][i, p]:.2f})"
+        + ("" if p == evaluation["y_true"][i] else "\nWRONG")
         for i, p in zip(picks, predicted)
     ]
     return overlays, titles, cam.layer_name
@@ -452,7 +463,7 @@ def run_demo(out="runs/demo", profile=None, *, progress: bool = True) -> Path:
         "confusion_matrix": plot_confusion_matrix(evaluation["confusion"], class_names),
         "roc_curves": plot_roc_curves(evaluation["y_true"], evaluation["probabilities"], class_names),
         "training_curves": plot_training_curves(run["history"]),
-        "gradcam_grid": plot_image_grid(overlays, titles, columns=len(class_names) * 2),
+        "gradcam_grid": plot_image_grid(overlays, titles, columns=len(class_names), size=3.0),
     }
     for name in ("training_curves", "gradcam_grid"):
         figure_to_png(plots[name], out / "figures" / f"{name}.png")
@@ -482,6 +493,49 @@ def run_demo(out="runs/demo", profile=None, *, progress: bool = True) -> Path:
          f"[{macro_f1['ci_low']:.3f}, {macro_f1['ci_high']:.3f}]", progress)
     _say(f"Report: {report.resolve()}", progress)
     return report
+
+
+def _thumbnail_lookup(table: pd.DataFrame, size: int = 32) -> np.ndarray:
+    """One-hot answers of a 1-nearest-neighbour lookup on ``size``-px thumbnails: every test
+    image gets the label of the training image whose pixels are closest."""
+    thumbnails, table = load_images(table, size, progress=False)
+    thumbnails = thumbnails.reshape(len(table), -1).astype("float32")
+    train, test = (table["split"] == "train").to_numpy(), (table["split"] == "test").to_numpy()
+    lookup = KNeighborsClassifier(1).fit(thumbnails[train], table.loc[train, "label"])
+    answers = lookup.predict(thumbnails[test])
+    return (answers[:, None] == np.array(CLASS_NAMES)[None, :]).astype("float32")
+
+
+def calibrate_phantoms(out, difficulties=(0.0, DEFAULT_DIFFICULTY, 1.0), profile=None, *,
+                       progress: bool = True) -> pd.DataFrame:
+    """How hard the phantoms are: the demo's network (the profile's settings, its phantom set's
+    size and seed) against a 1-nearest-neighbour lookup on 32-px thumbnails, on the same held-out
+    patients, at each difficulty and, at the default, with the lesions left out (the control,
+    which must score at chance). Writes phantoms and RUNs under ``out`` and ``calibration.csv``."""
+    profile = get_profile(profile)
+    out = Path(out)
+    trials = [(float(level), True) for level in difficulties] + [(DEFAULT_DIFFICULTY, False)]
+    rows = []
+    for level, lesions in trials:
+        name = f"difficulty-{level:g}" + ("" if lesions else "-no-lesions")
+        _say(f"Phantoms at difficulty {level:g}{'' if lesions else ', lesions left out'}", progress)
+        generate_phantoms(out / name / "phantoms", patients=profile.phantom_patients, size=profile.phantom_size,
+                          seed=0, difficulty=level, lesions=lesions, progress=progress)  # fmt: skip
+        run = train_run(out / name / "phantoms", out / name / "run", profile=profile, evaluate=True,
+                        checkpoints=False, progress=progress)  # fmt: skip
+        table = run["table"]
+        test = table[table["split"] == "test"]
+        lookup = score_predictions(_thumbnail_lookup(table), None, test, list(CLASS_NAMES),
+                                   n_bootstrap=profile.bootstrap_rounds)  # fmt: skip
+        for model, evaluation in (("network", run["evaluation"]), ("1-NN on 32-px thumbnails", lookup)):
+            macro = evaluation["metrics"].set_index(["class", "metric"]).loc[("macro", "f1")]
+            rows.append({"difficulty": level, "lesions": lesions, "model": model, "macro F1": macro["value"],
+                         "CI low": macro["ci_low"], "CI high": macro["ci_high"],
+                         "test patients": test["patient_id"].nunique()})  # fmt: skip
+        release_memory()
+    result = pd.DataFrame(rows)
+    result.to_csv(out / "calibration.csv", index=False, float_format="%.3f")
+    return result
 
 
 def _select_images(run: Path, data, split: str, reading: dict) -> tuple[pd.DataFrame, str]:

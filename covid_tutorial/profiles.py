@@ -64,6 +64,22 @@ PROFILES: dict[str, Profile] = {
         repeats=1,
         bootstrap_rounds=200,
     ),
+    "page": Profile(
+        name="page",
+        description="the committed notebook pages: phantoms, 128 px, random weights, each lesson "
+        "shown in at most 20 minutes per notebook on 2 CPU cores",
+        image_size=128,
+        weights=None,
+        phantom_patients=300,
+        phantom_size=128,
+        batch_size=16,
+        learning_rate=1e-3,
+        head_epochs=20,
+        fine_tune_epochs=0,
+        folds=5,
+        repeats=1,
+        bootstrap_rounds=1000,
+    ),
     "cpu": Profile(
         name="cpu",
         description="a learner on a laptop or Binder: 224 px, ImageNet weights, within 2 GB",

@@ -9,6 +9,7 @@ from covid_tutorial.activations import (
     channel_lesion_energy,
     depth_layers,
     extract_activations,
+    high_frequency_share,
     input_resemblance,
     maximize_filter_activation,
     spatial_entropy,
@@ -50,6 +51,30 @@ def test_activation_maximization_raises_the_filter_activation(model_and_image):
     assert (table["activation_end"] > table["activation_start"]).all()
     with pytest.raises(CourseError, match="filters"):
         maximize_filter_activation(model, "conv1_relu", [64], steps=1)
+
+
+def test_regularised_activation_maximization_is_smoother_and_still_climbs(model_and_image):
+    model, _ = model_and_image
+    args = dict(steps=12, seed=1)
+    regularised = dict(jitter=2, blur_sigma=1.0, **args)
+    plain, plain_table = maximize_filter_activation(model, "conv2_block3_out", [0, 5], **args)
+    smooth, smooth_table = maximize_filter_activation(model, "conv2_block3_out", [0, 5], **regularised)
+    assert smooth.shape == plain.shape == (2, 64, 64)
+    assert (smooth_table["activation_end"] > smooth_table["activation_start"]).all()
+    # the regularisers remove fine texture: much less energy above 0.25 cycles/px
+    assert (high_frequency_share(smooth) < 0.5 * high_frequency_share(plain)).all()
+    np.testing.assert_allclose(smooth_table["high_frequency"], high_frequency_share(smooth))
+    one_by_one, _ = maximize_filter_activation(model, "conv2_block3_out", [0, 5], filters_per_batch=1, **regularised)
+    assert np.abs(one_by_one.astype(int) - smooth).mean() < 0.5  # the same ascent, one filter at a time
+
+
+def test_high_frequency_share_known_values():
+    y, x = np.mgrid[0:32, 0:32]
+    slow = np.cos(2 * np.pi * x / 16)  # 1/16 cycles per px: all energy below the cutoff
+    fast = np.cos(2 * np.pi * x * 10 / 32)  # 10/32 cycles per px: all above
+    shares = high_frequency_share(np.stack([slow, fast, slow + fast]))
+    np.testing.assert_allclose(shares, [0.0, 1.0, 0.5], atol=1e-6)
+    assert np.isnan(high_frequency_share(np.ones((8, 8))))
 
 
 def test_input_resemblance_and_channel_lesion_energy_known_values(gray_images):

@@ -121,6 +121,10 @@ def test_old_spellings_and_missing_arguments_are_refused(argv, capsys):
          {"n_bootstrap": 20}),
         (["train", "DATA", "--out", "RUN", "--model", "vgg16", "--epochs", "2"], "covid_tutorial.pipeline", "train_run",
          {"backbone": "vgg16", "head_epochs": 2, "seed": None}),
+        (["bench", "phantoms", "--out", "OUT", "--difficulties", "0", "0.3", "--profile", "ci"],
+         "covid_tutorial.pipeline", "calibrate_phantoms", {"difficulties": [0.0, 0.3], "profile": "ci"}),
+        (["phantoms", "--out", "OUT", "--difficulty", "0.2", "--no-lesions"],
+         "covid_tutorial.phantoms", "generate_phantoms", {"difficulty": 0.2, "lesions": False}),
         (["compare", "speed", "--models", "vgg16", "--timed-calls", "2", "--xla", "--inference-only"],
          "covid_tutorial.bench", "speed_table",
          {"repeats": 2, "xla": (False, True), "precisions": ("float32",), "train": False, "batch_size": 16}),
@@ -236,8 +240,30 @@ def test_bench_gradcam_builds_the_model_it_is_given(capsys):
 
 
 @pytest.mark.slow
+def test_phantom_calibration_trains_per_difficulty_and_on_the_control(tmp_path):
+    """One small network per trial against the 1-NN lookup on the same split: textbook phantoms
+    are learnt, the control without lesions is not (the lookup has nothing to look up there)."""
+    import dataclasses
+
+    from covid_tutorial.pipeline import calibrate_phantoms
+    from covid_tutorial.profiles import get_profile
+
+    tiny = dataclasses.replace(get_profile("ci"), phantom_patients=45, phantom_size=64, image_size=32,
+                               head_epochs=1, bootstrap_rounds=50)  # fmt: skip
+    table = calibrate_phantoms(tmp_path, difficulties=(0.0,), profile=tiny, progress=False)
+    assert table[["difficulty", "lesions"]].drop_duplicates().values.tolist() == [[0.0, True], [0.5, False]]
+    assert set(table["model"]) == {"network", "1-NN on 32-px thumbnails"}
+    assert (table["CI low"] <= table["macro F1"]).all() and (table["macro F1"] <= table["CI high"]).all()
+    lookup = table[table["model"] != "network"].set_index("lesions")["macro F1"]
+    assert lookup[True] > 0.8 and lookup[False] < 0.6
+    assert pd.read_csv(tmp_path / "calibration.csv").shape == table.shape
+
+
+@pytest.mark.slow
 def test_demo_ci_profile_learns_and_writes_its_report(tmp_path):
-    """The README's main job, seeded, as a new user runs it: macro F1 >= 0.90 on held-out patients."""
+    """The README's main job, seeded, as a new user runs it: on the phantoms' calibrated default
+    difficulty the network is right most of the time but not always (macro F1 between 0.85 and
+    0.98 on held-out patients, with an interval of real width)."""
     from covid_tutorial.data import ensure_phantoms
 
     data = ensure_phantoms("ci", progress=False)
@@ -251,8 +277,9 @@ def test_demo_ci_profile_learns_and_writes_its_report(tmp_path):
     assert snapshot(data) == before, "the demo wrote into its input data folder"
     metrics = json.loads((out / "metrics.json").read_text())
     macro_f1 = metrics["metrics"]["macro"]["f1"]
-    assert macro_f1["value"] >= 0.90, metrics
+    assert 0.85 <= macro_f1["value"] <= 0.98, metrics
     assert macro_f1["ci_low"] <= macro_f1["value"] <= macro_f1["ci_high"]
+    assert macro_f1["ci_high"] - macro_f1["ci_low"] > 0.05, "the phantoms are too easy to tell anything"
     assert np.array(metrics["confusion_matrix"]).sum() == metrics["n_images"]
     report = (out / "report.html").read_text()
     for section in ["Metrics on", "Confusion matrix", "ROC curves", "Training curves", "Grad-CAM", "not for clinical use"]:

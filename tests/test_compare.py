@@ -113,6 +113,7 @@ def test_shards_on_two_machines_merge_to_the_same_results(phantom_dir, uninterru
     pd.testing.assert_frame_equal(_deterministic(compare.read_results(merged)), _deterministic(reference))
     for name in ("merged_results.csv", "summary.csv", "paired_tests.csv", "pareto.png", "report.md"):
         assert (merged / name).is_file()
+    assert "logit scale" in (merged / "report.md").read_text(), "the report states how its intervals were made"
 
 
 def test_other_settings_in_the_same_folder_are_refused(phantom_dir, tmp_path):

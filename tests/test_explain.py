@@ -34,6 +34,17 @@ def test_maps_for_two_classes_differ(model_and_image):
     assert not np.allclose(first, second)
 
 
+def test_gradcam_in_batches_equals_one_batch(model_and_image, gray_images):
+    model, _ = model_and_image
+    cam = GradCAM(model, "conv4_block6_out")
+    images = np.concatenate([gray_images, gray_images[::-1], gray_images])
+    classes = np.array([0, 1, 2, 0, 1, 2])
+    np.testing.assert_allclose(cam(images, classes, batch_size=4), cam(images, classes, batch_size=64), atol=1e-5)
+    assert cam(images, classes).shape == (6, 4, 4)
+    assert cam(images[:0], classes[:0]).shape == (0, 4, 4)  # no images (a run with no errors to explain)
+    assert Explainer(model, "gradcam", "conv4_block6_out")(images[:0], 0).shape == (0, 64, 64)
+
+
 def test_gradcam_equals_a_plain_eager_computation(model_and_image):
     model, image = model_and_image
     layer = model.get_layer("conv4_block6_out")

@@ -69,3 +69,21 @@ def test_quality_table_per_method_and_class(model_and_image, gray_images):
     covid = summary.iloc[0]
     assert covid["chance_level"] == pytest.approx(400 / 4096)
     assert covid["faithfulness"] == pytest.approx(covid["drop_top"] - covid["drop_random"])
+
+
+def test_central_band_and_localization_table():
+    from covid_tutorial.explanation_quality import central_band, localization_table
+
+    band = central_band(9)
+    assert band.sum() == 27 and band[:, 3:6].all() and not band[:, :3].any()
+    masks = np.zeros((3, 9, 9), bool)
+    masks[0, 1:3, 0:2] = True  # a lesion in the left lung
+    masks[1, 1:3, 0:2] = True
+    on_lesion, on_center = np.zeros((2, 9, 9))
+    on_lesion[1, 1], on_center[4, 4] = 1.0, 1.0
+    table = localization_table(np.stack([on_lesion, on_center, on_center]), masks, ["COVID-19", "COVID-19", "Normal"])
+    covid, normal = table.iloc[0], table.iloc[1]
+    assert covid["images"] == 2 and covid["pointing_hit_rate"] == pytest.approx(0.5)
+    assert covid["energy_inside"] == pytest.approx(0.5) and covid["lesion_share"] == pytest.approx(4 / 81)
+    assert covid["central_peak_rate"] == pytest.approx(0.5) and covid["central_share"] == pytest.approx(1 / 3)
+    assert np.isnan(normal["pointing_hit_rate"]) and normal["central_peak_rate"] == 1.0

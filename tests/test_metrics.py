@@ -99,6 +99,11 @@ def _results(values_a, values_b, n_test=10, n_train=30):
     return pd.DataFrame(rows)
 
 
+def _logit_interval_by_hand(mean, se, t):
+    centre, half = math.log(mean / (1 - mean)), t * se / (mean * (1 - mean))
+    return 1 / (1 + math.exp(-(centre - half))), 1 / (1 + math.exp(-(centre + half)))
+
+
 def test_summary_ci_equals_a_hand_computation():
     a = [0.70, 0.80, 0.75, 0.85]
     summary = metrics.summarize_results(_results(a, [0.5, 0.6, 0.55, 0.65]))
@@ -107,12 +112,32 @@ def test_summary_ci_equals_a_hand_computation():
     sd = math.sqrt(sum((x - mean) ** 2 for x in a) / 3)
     t = 3.182446305284263  # t(0.975, 3 degrees of freedom), from a printed table
     assert row["k"] == 4 and row["mean"] == pytest.approx(0.775)
-    assert row["ci_low"] == pytest.approx(mean - t * sd / 2) and row["ci_high"] == pytest.approx(mean + t * sd / 2)
-    corrected = t * sd * math.sqrt(1 / 4 + 10 / 30)
-    assert row["ci_low_corrected"] == pytest.approx(mean - corrected)
-    assert row["ci_high_corrected"] == pytest.approx(mean + corrected)
+    low, high = _logit_interval_by_hand(mean, sd / 2, t)  # on the logit scale, then back
+    assert (row["ci_low"], row["ci_high"]) == (pytest.approx(low), pytest.approx(high))
+    low, high = _logit_interval_by_hand(mean, sd * math.sqrt(1 / 4 + 10 / 30), t)
+    assert (row["ci_low_corrected"], row["ci_high_corrected"]) == (pytest.approx(low), pytest.approx(high))
+    assert row["ci_low_corrected"] < row["ci_low"] < mean < row["ci_high"] < row["ci_high_corrected"]
+    assert "logit" in summary.attrs["interval_method"]
     per_class = summary[(summary["model"] == "A") & (summary["class"] == "COVID-19")]
     assert per_class["mean"].iloc[0] == pytest.approx(mean / 2), "per-class rows sit next to the macro ones"
+
+
+def test_summary_intervals_stay_within_zero_and_one_with_few_rounds():
+    # two rounds far apart: mean +- t(1) * se would be about [-2.3, 2.7]; the logit interval stays inside [0, 1]
+    summary = metrics.summarize_results(_results([0.05, 0.95], [1.0, 1.0]))
+    f1 = summary[summary["metric"] == "f1"]
+    assert ((f1["ci_low_corrected"] >= 0) & (f1["ci_high_corrected"] <= 1)).all()
+    assert ((f1["ci_low"] >= 0) & (f1["ci_high"] <= 1)).all()
+    wide = f1[(f1["model"] == "A") & (f1["class"] == "macro")].iloc[0]
+    assert wide["ci_low_corrected"] < 0.05 and wide["ci_high_corrected"] > 0.95
+    perfect = f1[(f1["model"] == "B") & (f1["class"] == "macro")].iloc[0]  # every round 1.0: no spread, the point
+    assert perfect["ci_low_corrected"] == perfect["ci_high_corrected"] == 1.0
+
+
+def test_logit_interval_edge_cases():
+    low, high = metrics.logit_interval([0.5, 0.0, 0.3], [0.0, 0.0, float("nan")], [2.0, 2.0, 2.0])
+    assert list(low[:2]) == [0.5, 0.0] and list(high[:2]) == [0.5, 0.0]
+    assert math.isnan(low[2]) and math.isnan(high[2]), "one round: no interval"
 
 
 def test_corrected_resampled_ttest_equals_a_hand_computation():

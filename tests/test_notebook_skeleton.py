@@ -101,12 +101,22 @@ def test_header_states_measured_run_time_and_memory_per_profile(nb_path):
     block = BUDGET.search(_read(nb_path).cells[0].source)
     assert block, "the header holds the run-time table between <!-- budget:start --> and <!-- budget:end -->"
     rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `(\w+)` \|(.*)$", block.group(1), re.MULTILINE)}
-    assert {"ci", "cpu", "gpu"} <= set(rows), "one row per profile: ci, cpu, gpu"
-    for profile in ("ci", "cpu"):
+    assert {"ci", "page", "cpu", "gpu"} <= set(rows), "one row per profile: ci, page, cpu, gpu"
+    for profile in ("ci", "page", "cpu"):
         assert re.search(r"\d+(\.\d+)? (s|min)\b[^|]*\| \d+\.\d+ GB", rows[profile]), (
             f"the {profile} row must hold a measured time and memory: "
             f"run `python notebooks/run_notebooks.py measure --profile {profile} {nb_path.name}`"
         )
+
+
+def test_header_says_which_run_made_the_outputs(nb_path):
+    """The committed outputs come from the page profile, and the header says so with its command."""
+    block = BUDGET.search(_read(nb_path).cells[0].source)
+    assert block and re.search(
+        rf"\*\*Outputs on this page:\*\* the `page` profile, .*executed \d{{4}}-\d\d-\d\d with "
+        rf"`python notebooks/run_notebooks.py execute --profile page notebooks/{re.escape(nb_path.name)}`",
+        block.group(1),
+    ), f"re-execute it: python notebooks/run_notebooks.py execute notebooks/{nb_path.name}"
 
 
 def test_setup_cell(nb_path):

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from folder_snapshot import file_hashes
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GroupShuffleSplit
+from sklearn.model_selection import StratifiedGroupKFold, cross_val_score
+from sklearn.neighbors import KNeighborsClassifier
 
 from covid_tutorial.phantoms import (
     METADATA_COLUMNS,
@@ -27,7 +27,8 @@ def read_gray(path: Path) -> np.ndarray:
 @pytest.fixture(scope="module")
 def phantom_set(tmp_path_factory):
     out = tmp_path_factory.mktemp("phantoms") / "set"
-    metadata = generate_phantoms(out, patients=30, size=SIZE, seed=3, progress=False)
+    # Difficulty 0: the textbook picture of each class, whose shape the tests below check.
+    metadata = generate_phantoms(out, patients=30, size=SIZE, seed=3, difficulty=0, progress=False)
     return out, metadata
 
 
@@ -132,7 +133,8 @@ def test_covid_lesions_are_bilateral_and_lower_zone(masks_by_finding):
     for mask in masks_by_finding[COVID]:
         lesion = mask > 0
         assert lesion[:, :half].any() and lesion[:, half:].any()
-        assert lesion[half:].sum() > lesion[:half].sum()
+    lesions = np.sum([mask > 0 for mask in masks_by_finding[COVID]], axis=0)
+    assert lesions[half:].sum() > 2 * lesions[:half].sum()  # mostly in the lower zones
 
 
 def test_pneumonia_lesions_are_unilateral_and_sides_balanced(phantom_set):
@@ -227,18 +229,53 @@ def test_rejects_bad_arguments(tmp_path):
         generate_phantoms(tmp_path / "x", patients=0)
 
 
-def test_classes_are_learnable_from_pixels(tmp_path):
-    """A linear model on 32x32 pixels beats chance (1/3) on unseen patients."""
-    metadata = generate_phantoms(tmp_path, patients=60, size=64, progress=False)
+def thumbnail_nearest_neighbour_score(folder: Path, metadata: pd.DataFrame) -> float:
+    """Balanced accuracy of a 1-nearest-neighbour lookup on 32-px thumbnails, 3 folds by patient."""
     pixels = np.stack(
-        [
-            cv2.resize(read_gray(tmp_path / "images" / name), (32, 32)).ravel()
-            for name in metadata["filename"]
-        ]
+        [cv2.resize(read_gray(folder / "images" / name), (32, 32), interpolation=cv2.INTER_AREA).ravel()
+         for name in metadata["filename"]]
     ).astype(np.float32)
-    pixels = (pixels - pixels.mean(1, keepdims=True)) / pixels.std(1, keepdims=True)
-    labels = metadata["finding"].to_numpy()
-    split = GroupShuffleSplit(n_splits=1, test_size=0.3, random_state=0)
-    train, test = next(split.split(pixels, labels, metadata["patientid"]))
-    model = LogisticRegression(C=0.1, max_iter=2000).fit(pixels[train], labels[train])
-    assert model.score(pixels[test], labels[test]) > 0.6
+    labels, groups = metadata["finding"].to_numpy(), metadata["patientid"].to_numpy()
+    folds = StratifiedGroupKFold(n_splits=3, shuffle=True, random_state=0)
+    scores = cross_val_score(KNeighborsClassifier(1), pixels, labels, groups=groups, cv=folds,
+                             scoring="balanced_accuracy")
+    return float(scores.mean())
+
+
+@pytest.fixture(scope="module")
+def difficulty_scores(tmp_path_factory):
+    """The 1-NN score on the same 90 patients drawn at three difficulties, and without lesions."""
+    scores = {}
+    for name, options in {"0": dict(difficulty=0), "default": {}, "1": dict(difficulty=1),
+                          "no lesions": dict(lesions=False)}.items():
+        folder = tmp_path_factory.mktemp("difficulty") / "set"
+        metadata = generate_phantoms(folder, patients=90, size=64, progress=False, **options)
+        scores[name] = thumbnail_nearest_neighbour_score(folder, metadata)
+    return scores
+
+
+def test_difficulty_makes_the_classes_harder_to_tell_apart(difficulty_scores):
+    """Textbook phantoms are told apart by pixel lookup; each step of difficulty takes that away."""
+    assert difficulty_scores["0"] > 0.85
+    assert difficulty_scores["0"] > difficulty_scores["default"] + 0.1
+    assert difficulty_scores["default"] > difficulty_scores["1"] > 1 / 3
+
+
+def test_without_lesions_no_class_signal_is_left(difficulty_scores, tmp_path):
+    """The control: the lesions are the only class signal, so without them lookup scores at chance,
+    the labels stay, every mask is empty and a Normal patient's images do not change."""
+    assert abs(difficulty_scores["no lesions"] - 1 / 3) < 0.1
+    with_lesions = generate_phantoms(tmp_path / "a", patients=12, size=64, progress=False)
+    without = generate_phantoms(tmp_path / "b", patients=12, size=64, lesions=False, progress=False)
+    assert without["finding"].equals(with_lesions["finding"])
+    normal = with_lesions["finding"] == NORMAL
+    for row in without.itertuples():
+        assert read_gray(tmp_path / "b" / row.mask_filename).max() == 0
+        same = np.array_equal(read_gray(tmp_path / "a" / "images" / row.filename),
+                              read_gray(tmp_path / "b" / "images" / row.filename))
+        assert same == bool(normal[row.Index])
+
+
+def test_difficulty_must_lie_between_0_and_1(tmp_path):
+    with pytest.raises(ValueError, match="difficulty"):
+        generate_phantoms(tmp_path / "x", patients=3, difficulty=1.5)
