@@ -845,18 +845,18 @@ def make_dataset(
 # ---------------------------------------------------------------- the embedded phantoms
 
 
-def ensure_phantoms(profile=None, *, progress: bool = True) -> Path:
+def ensure_phantoms(profile=None, *, patients: int | None = None, size: int | None = None, progress: bool = True) -> Path:
     """Generate the profile's phantom dataset unless it exists; return its folder.
 
-    The folder name, ``data/phantoms-<profile>-<N>p-<size>px-<generator>``, changes with
-    the profile's size and with the generator's code, so a stale copy is never reused.
+    ``patients`` and ``size`` default to the profile's. The folder name,
+    ``data/phantoms-<profile>-<N>p-<size>px-<generator>``, changes with them and with the
+    generator's code, so a stale copy is never reused.
     """
     profile = get_profile(profile)
+    patients = patients or profile.phantom_patients
+    size = size or profile.phantom_size
     generator = hashlib.sha256(Path(phantoms.__file__).read_bytes()).hexdigest()[:8]
-    name = f"phantoms-{profile.name}-{profile.phantom_patients}p-{profile.phantom_size}px-{generator}"
-    out = data_root() / name
+    out = data_root() / f"phantoms-{profile.name}-{patients}p-{size}px-{generator}"
     if not (out / "metadata.csv").is_file():
-        phantoms.generate_phantoms(
-            out, patients=profile.phantom_patients, size=profile.phantom_size, seed=0, progress=progress
-        )
+        phantoms.generate_phantoms(out, patients=patients, size=size, seed=0, progress=progress)
     return out

@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import keras
@@ -306,19 +307,15 @@ def data_efficiency_curve(
             seed_everything(seed)
             weights = source.weights if start == "pretrained" else None
             model = build_classifier(backbone, len(class_names), image_size, weights=weights, seed=seed)
-            history = pd.DataFrame()
-
-            def fit():
-                nonlocal history
-                history = train_two_stage(
-                    model, EpochBatches(images[rows_n], labels[rows_n], batch_size=batch_size, seed=seed), val_ds,
-                    pretrained=start == "pretrained", head_epochs=head_epochs if start == "pretrained" else scratch_epochs,
-                    fine_tune_epochs=fine_tune_epochs, learning_rate=learning_rate,
-                    class_weight=class_weights(table.loc[rows_n, "label"], class_names), verbose=0,
-                )
-                recalibrate_batchnorm(model, images[rows_n])  # from scratch only; frozen layers stay
-
-            seconds = time_call(fit)
+            started = time.perf_counter()
+            history = train_two_stage(
+                model, EpochBatches(images[rows_n], labels[rows_n], batch_size=batch_size, seed=seed), val_ds,
+                pretrained=start == "pretrained", head_epochs=head_epochs if start == "pretrained" else scratch_epochs,
+                fine_tune_epochs=fine_tune_epochs, learning_rate=learning_rate,
+                class_weight=class_weights(table.loc[rows_n, "label"], class_names), verbose=0,
+            )
+            recalibrate_batchnorm(model, images[rows_n])  # from scratch only; frozen layers stay
+            seconds = time.perf_counter() - started
             probabilities = predict_probabilities(model, images[test])
             scores[start] = probabilities
             metrics = classification_metrics(y_test, probabilities, class_names, groups=groups,

@@ -483,3 +483,17 @@ def test_patient_named_images_are_looked_for_in_images_not_masks(tmp_path):
         _png(tmp_path / folder / "P2_1.png")
     table = load_dataset(tmp_path / "labels.csv")
     assert table["path"].map(lambda p: Path(p).parent.name).tolist() == ["images", "images"]
+
+
+def test_ensure_phantoms_names_the_folder_by_size_and_generator(tmp_path, monkeypatch):
+    from covid_tutorial import data as data_module
+
+    monkeypatch.setattr(data_module, "data_root", lambda: tmp_path)
+    first = data_module.ensure_phantoms("ci", patients=6, size=64, progress=False)
+    assert first.name.startswith("phantoms-ci-6p-64px-")
+    assert data_module.load_dataset(first)["patient_id"].nunique() == 6
+    stamp = (first / "metadata.csv").stat().st_mtime_ns
+    assert data_module.ensure_phantoms("ci", patients=6, size=64, progress=False) == first
+    assert (first / "metadata.csv").stat().st_mtime_ns == stamp, "an existing set is reused, not redrawn"
+    other = data_module.ensure_phantoms("ci", patients=9, size=64, progress=False)
+    assert other != first and data_module.load_dataset(other)["patient_id"].nunique() == 9
