@@ -20,7 +20,7 @@ from pathlib import Path
 
 from . import NOT_FOR_CLINICAL_USE, __version__
 from .profiles import PROFILES
-from .system import start_tensorflow_quietly
+from .system import release_memory, start_tensorflow_quietly
 
 
 class _HelpFormatter(argparse.HelpFormatter):
@@ -833,6 +833,40 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def run_in_process(*words) -> None:
+    """Run ``covid-tutorial WORDS...`` as typed in a terminal, inside this Python process.
+
+    For notebooks: prints ``$ covid-tutorial WORDS``, then what the command printed, with
+    paths below the working folder shown relative to it and without progress bars; frees
+    the network the command loaded; raises ``RuntimeError`` when the command fails
+    (a shell escape, ``!covid-tutorial``, would carry on). In-process, because a second
+    process would load TensorFlow a second time, which a 2 GB Binder session cannot hold.
+    """
+    import contextlib
+    import io
+    import re
+
+    words = [str(word) for word in words]
+    print("$ covid-tutorial", shlex.join(words), flush=True)
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                status = main(words)
+            except SystemExit as stop:  # argparse's usage errors
+                status = stop.code if isinstance(stop.code, int) else 2
+    finally:
+        print(out.getvalue().replace(f"{Path.cwd()}{os.sep}", ""), end="")
+        messages = [line for line in re.split(r"[\r\n]+", err.getvalue()) if line and not re.search(r"\d+%\|", line)]
+        if messages:
+            print(*messages, sep="\n", file=sys.stderr)
+        if "keras" in sys.modules:
+            sys.modules["keras"].backend.clear_session()  # each command loads its own copy of the network
+        release_memory()
+    if status != 0:
+        raise RuntimeError(f"covid-tutorial {words[0] if words else ''} failed with exit status {status}; see the message above")
 
 
 if __name__ == "__main__":

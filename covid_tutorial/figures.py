@@ -22,6 +22,7 @@ from sklearn.metrics import RocCurveDisplay
 from . import NOT_FOR_CLINICAL_USE
 from .metrics import (
     reliability_table,
+    threshold_sweep,
 )
 
 __all__ = [
@@ -190,22 +191,42 @@ def plot_reliability_diagram(y_true, y_prob, *, class_index: int | None = None, 
     return fig
 
 
-def plot_threshold_tradeoff(positive, scores, *, threshold: float | None = None, name: str = "COVID-19") -> Figure:
-    """Sensitivity and specificity for one class as its decision threshold moves."""
-    from sklearn.metrics import roc_curve
+def plot_threshold_tradeoff(
+    y_true, probabilities, class_names, *, positive: str = "COVID-19", threshold: float | None = None
+) -> Figure:
+    """Sensitivity and specificity of ``positive`` against the rest under the rule of
+    :func:`~covid_tutorial.metrics.decide` (``positive`` when p(positive) >= t, otherwise the
+    most probable class) as t sweeps 0..1 (:func:`~covid_tutorial.metrics.threshold_sweep`).
 
-    positive, scores = np.asarray(positive, dtype=bool), np.asarray(scores, dtype=float)
-    fpr, tpr, thresholds = roc_curve(positive, scores)
-    keep = np.isfinite(thresholds)
-    fig = Figure(figsize=(5, 3.4))
+    Dots at the right edge mark the default rule (the most probable class); the shaded band
+    is where a threshold decides exactly like it. ``threshold`` draws a dashed line with
+    its two rates; that line and its dots carry the gids ``"threshold"`` and
+    ``"threshold-rates"``, so that an interactive view can move them.
+    """
+    sweep = threshold_sweep(y_true, probabilities, class_names, positive=positive)
+    default = threshold_sweep(y_true, probabilities, class_names, positive=positive, thresholds=[np.inf]).iloc[0]
+    fig = Figure(figsize=(6, 4))
     ax = fig.subplots()
-    ax.step(thresholds[keep], tpr[keep], where="post", label="sensitivity")
-    ax.step(thresholds[keep], 1 - fpr[keep], where="post", label="specificity")
+    for metric, color in (("sensitivity", "tab:blue"), ("specificity", "tab:orange")):
+        # a row holds from the previous threshold (excluded) up to its own: "pre" steps
+        ax.step(sweep["threshold"], sweep[metric], where="pre", color=color, label=metric)
+        ax.plot([1], [default[metric]], "o", color=color, ms=6, clip_on=False)
+    probabilities = np.asarray(probabilities, dtype=float)
+    k = list(class_names).index(positive)
+    others = probabilities.argmax(axis=1) != k
+    same_above = probabilities[others, k].max() if others.any() else 0.0
+    ax.axvspan(same_above, 1, color="grey", alpha=0.12, lw=0,
+               label="same decisions as the most probable class (dots)")
     if threshold is not None:
-        ax.axvline(threshold, color="tab:red", ls="--", lw=1, label=f"chosen threshold {threshold:.3f}")
-    ax.set(xlabel=f"threshold on p({name})", ylabel="rate", xlim=(0, 1), ylim=(0, 1.05),
-           title=f"{name} against the rest: what a threshold buys and costs")
-    ax.legend(fontsize=8, loc="lower left")
+        chosen = threshold_sweep(y_true, probabilities, class_names, positive=positive, thresholds=[threshold]).iloc[0]
+        label = f"chosen threshold {threshold:.3f}"
+        ax.axvline(threshold, color="tab:red", ls="--", lw=1, label=label, gid="threshold")
+        ax.plot([threshold] * 2, [chosen["sensitivity"], chosen["specificity"]], "o", color="tab:red", ms=4,
+                gid="threshold-rates")
+    ax.set(xlabel=f"threshold t on p({positive})", ylabel="rate", xlim=(0, 1), ylim=(0, 1.05),
+           title=f"{positive} when p({positive}) >= t, else the most probable class")
+    ax.title.set_fontsize(10)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
     fig.tight_layout()
     return fig
 
@@ -314,8 +335,9 @@ def overlay_with_outline(image, heatmap, mask=None, alpha: float = 0.4) -> np.nd
 def plot_map_grid(cells, row_titles=None, column_titles=None, size: float = 1.7, cmap: str = "gray"):
     """A grid of pictures: ``cells[r][c]`` is a 2-D array (drawn with ``cmap``), an RGB image or None.
 
-    Each row is as tall as its most elongated picture needs. Returns a
-    ``matplotlib.figure.Figure`` (a notebook shows it; :func:`figure_to_png` saves it).
+    Each row is as tall as its most elongated picture needs; a row's title labels its first
+    picture. Returns a ``matplotlib.figure.Figure`` (a notebook shows it; :func:`figure_to_png`
+    saves it).
     """
     from matplotlib.figure import Figure
 
@@ -333,7 +355,7 @@ def plot_map_grid(cells, row_titles=None, column_titles=None, size: float = 1.7,
                 ax.axis("off")
                 continue
             ax.imshow(picture, cmap=cmap if np.ndim(picture) == 2 else None)
-            if row_titles and c == 0:
+            if row_titles and all(p is None for p in row[:c]):
                 ax.set_ylabel(row_titles[r], fontsize=8)
             if column_titles and r == 0:
                 ax.set_title(column_titles[c], fontsize=9)

@@ -8,7 +8,8 @@ independent evidence.
 
 Operating thresholds: :func:`threshold_for_sensitivity` picks, on validation patients,
 the highest threshold on p(COVID-19) that reaches a target sensitivity; :func:`decide`
-applies it; :func:`operating_point` scores the decisions. Calibration:
+applies it; :func:`operating_point` scores the decisions, and :func:`threshold_sweep` scores
+them at every threshold at once (the trade-off figure and widget). Calibration:
 :func:`reliability_table`.
 
 Across the rounds of a repeated k-fold (:mod:`covid_tutorial.compare`):
@@ -47,6 +48,7 @@ __all__ = [
     "threshold_for_sensitivity",
     "decide",
     "operating_point",
+    "threshold_sweep",
     "INTERVAL_METHOD",
     "logit_interval",
     "summarize_results",
@@ -315,6 +317,43 @@ def operating_point(
         {"metric": ["sensitivity", "specificity", "precision", "npv"], "value": point, "ci_low": low, "ci_high": high}
     )
     table.attrs.update(threshold=threshold, positive=positive, n_images=len(is_positive), n_patients=n_patients)
+    return table
+
+
+def threshold_sweep(
+    y_true, probabilities, class_names, *, positive: str = "COVID-19", thresholds=None
+) -> pd.DataFrame:
+    """Sensitivity, specificity, precision (PPV) and NPV of ``positive`` against the rest for the
+    decisions of :func:`decide`, one row per threshold, with the counts tp, fn, tn, fp.
+
+    ``thresholds`` None: 0, every distinct p(``positive``) and 1, ascending; the rule's
+    decisions change only at those values, and a row holds for every threshold above the
+    previous row's up to its own. ``np.inf`` scores the most probable class (no threshold);
+    so does 1.0, since p(``positive``) = 1 makes ``positive`` the most probable class anyway.
+    Rates with no images to count are NaN, as in :func:`operating_point`.
+    """
+    k = list(class_names).index(positive)
+    probabilities = np.asarray(probabilities, dtype=float)
+    is_positive = np.asarray(y_true) == k
+    scores = probabilities[:, k]
+    if thresholds is None:
+        thresholds = np.unique(np.concatenate([[0.0], scores, [1.0]]))
+    thresholds = np.asarray(thresholds, dtype=float).ravel()
+    always = probabilities.argmax(axis=1) == k  # positive whatever the threshold
+    counts = {}
+    for truth, name in ((is_positive, "positive"), (~is_positive, "negative")):
+        # images of this truth that the threshold adds: positive score >= t, not already positive
+        added = np.sort(scores[truth & ~always])
+        n_added = len(added) - np.searchsorted(added, thresholds, side="left")
+        counts[name] = np.sum(truth & always) + n_added
+    tp, fp = counts["positive"], counts["negative"]
+    fn, tn = is_positive.sum() - tp, (~is_positive).sum() - fp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rates = {"sensitivity": tp / (tp + fn), "specificity": tn / (tn + fp), "precision": tp / (tp + fp),
+                 "npv": tn / (tn + fn)}  # fmt: skip
+    table = pd.DataFrame({"threshold": thresholds, **{m: np.asarray(v, dtype=float) for m, v in rates.items()},
+                          "tp": tp, "fn": fn, "tn": tn, "fp": fp})  # fmt: skip
+    table.attrs.update(positive=positive, n_images=len(is_positive))
     return table
 
 

@@ -82,7 +82,7 @@ PROFILES: dict[str, Profile] = {
     ),
     "cpu": Profile(
         name="cpu",
-        description="a learner on a laptop or Binder: 224 px, ImageNet weights, within 2 GB",
+        description="a learner on a laptop or Binder: 224 px, ImageNet weights, at most 1.7 GB per notebook kernel (Binder: 2 GB with the server)",
         image_size=224,
         weights="imagenet",
         phantom_patients=90,

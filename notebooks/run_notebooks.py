@@ -120,6 +120,8 @@ def execute_notebook(path: Path, profile: str, output: Path | None = None, timeo
         timeout=timeout,
         kernel_name=KERNEL_NAME,
         record_timing=False,
+        # widgets live only with a kernel; without one the page shows their static figures
+        store_widget_state=False,
         # C-level writes to stderr (TensorFlow's start-up log) stay in the terminal.
         extra_arguments=["--IPKernelApp.capture_fd_output=False"],
     )

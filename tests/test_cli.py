@@ -307,3 +307,25 @@ def test_tensorflow_start_up_lines_stay_off_the_terminal(tmp_path):
         f"error: {tmp_path / 'no-run'}: no such RUN folder. Train one with "
         f"`covid-tutorial train DATA --out {tmp_path / 'no-run'}`."
     ]
+
+
+def test_run_in_process_prints_the_command_and_its_output_as_typed(tmp_path, monkeypatch, capsys):
+    from covid_tutorial.cli import run_in_process
+
+    monkeypatch.chdir(tmp_path)
+    run_in_process("phantoms", "--out", "phantoms-here", "--patients", 6, "--size", 32, "--seed", 3)
+    printed = capsys.readouterr().out
+    assert printed.startswith("$ covid-tutorial phantoms --out phantoms-here --patients 6 --size 32 --seed 3\n")
+    assert len(list((tmp_path / "phantoms-here" / "images").glob("*.png"))) > 0
+    assert len(printed.splitlines()) > 1, "what the command printed follows the command"
+    assert f"{tmp_path}{os.sep}" not in printed, "paths under the working folder are shown relative to it"
+
+
+def test_run_in_process_raises_when_the_command_fails(tmp_path, capsys):
+    from covid_tutorial.cli import run_in_process
+
+    with pytest.raises(RuntimeError, match="exit status 2"):
+        run_in_process("inspect", tmp_path / "no-such-folder")
+    assert "error:" in capsys.readouterr().err
+    with pytest.raises(RuntimeError, match="exit status 2"):
+        run_in_process("train", "--no-such-flag")  # argparse's usage error, not a SystemExit

@@ -1,8 +1,8 @@
 """covid_tutorial.figures: overlays and grids of pictures."""
 
 import numpy as np
-
 import pandas as pd
+import pytest
 
 from covid_tutorial.figures import overlay_heatmap, plot_map_grid, plot_pareto
 
@@ -38,3 +38,43 @@ def test_plot_pareto_draws_both_costs_with_intervals_inside_zero_and_one():
     assert {t.get_text() for t in left.texts} == {"B0", "MobileNetV2", "ResNet50"}
     assert any("chance" in t.get_text() for t in left.get_legend().get_texts())
     assert "CPU: test" in fig._suptitle.get_text()
+
+
+def test_threshold_tradeoff_draws_the_rule_that_keeps_the_most_probable_class():
+    """An image whose most probable class is COVID-19 stays COVID-19 whatever t: the plain
+    rule p >= t would lose it above its score, the course's rule does not."""
+    from covid_tutorial.figures import plot_threshold_tradeoff
+    from covid_tutorial.metrics import operating_point, threshold_sweep
+
+    classes = ["COVID-19", "Normal", "Pneumonia"]
+    probabilities = np.array([[0.45, 0.30, 0.25], [0.30, 0.60, 0.10], [0.20, 0.10, 0.70], [0.35, 0.40, 0.25]])
+    y_true = np.array([0, 0, 1, 2])
+    fig = plot_threshold_tradeoff(y_true, probabilities, classes, threshold=0.32)
+    ax = fig.axes[0]
+    sensitivity, specificity = (line for line in ax.lines if line.get_label() in ("sensitivity", "specificity"))
+    sweep = threshold_sweep(y_true, probabilities, classes)
+    np.testing.assert_array_equal(sensitivity.get_xdata(), sweep["threshold"])
+    np.testing.assert_array_equal(specificity.get_ydata(), sweep["specificity"])
+    assert sensitivity.get_drawstyle() == "steps-pre"  # a row holds up to its own threshold
+    above_every_score = sensitivity.get_ydata()[-1]
+    assert above_every_score == 0.5  # the first image (p 0.45, most probable) is still found at t = 1
+    default = operating_point(y_true, probabilities, classes, n_bootstrap=0).set_index("metric")["value"]
+    dots = [line for line in ax.lines if line.get_marker() == "o" and list(line.get_xdata()) == [1]]
+    assert sorted(float(d.get_ydata()[0]) for d in dots) == sorted([default["sensitivity"], default["specificity"]])
+    chosen = [line for line in ax.lines if line.get_gid() == "threshold"]
+    assert len(chosen) == 1 and list(chosen[0].get_xdata()) == [0.32, 0.32]
+    at_chosen = operating_point(y_true, probabilities, classes, threshold=0.32, n_bootstrap=0)
+    at_chosen = at_chosen.set_index("metric")["value"]
+    rates = next(line for line in ax.lines if line.get_gid() == "threshold-rates")
+    assert list(rates.get_ydata()) == [at_chosen["sensitivity"], at_chosen["specificity"]]
+    band = next(patch for patch in ax.patches if "most probable class" in patch.get_label())
+    left = ax.transData.inverted().transform(band.get_verts())[:, 0].min()
+    assert left == pytest.approx(0.35)  # the highest p(COVID-19) of an image called something else
+
+
+def test_plot_map_grid_labels_a_row_on_its_first_picture():
+    picture = np.zeros((4, 4))
+    fig = plot_map_grid([[picture, picture], [None, picture]], ["first row", "second row"])
+    axes = fig.get_axes()
+    assert axes[0].get_ylabel() == "first row" and axes[1].get_ylabel() == ""
+    assert axes[3].get_ylabel() == "second row"  # the row starts with an empty cell

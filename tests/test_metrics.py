@@ -198,3 +198,57 @@ def test_a_class_absent_from_the_data_is_said_so_and_left_out_of_the_macro_avera
     assert "macro (over COVID-19, Pneumonia)" in wide.index
     complete = classification_metrics(np.array([0, 1, 2]), np.eye(3), names, n_bootstrap=0)
     assert complete.attrs["absent_classes"] == [] and "macro" in metrics_wide(complete).index
+
+
+def _random_predictions(seed: int, n: int = 200):
+    rng = np.random.default_rng(seed)
+    y_true = rng.integers(0, 3, n)
+    logits = rng.normal(0, 1, (n, 3))
+    logits[np.arange(n), y_true] += 1.0
+    return y_true, np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+
+
+def test_threshold_sweep_equals_operating_point_and_a_confusion_matrix_at_random_thresholds():
+    from sklearn.metrics import confusion_matrix
+
+    from covid_tutorial.metrics import decide, operating_point, threshold_sweep
+
+    y_true, probabilities = _random_predictions(seed=1)
+    rng = np.random.default_rng(2)
+    # scores themselves (ties: p >= t counts the image), random values, the ends, and no threshold
+    thresholds = np.concatenate([rng.choice(probabilities[:, 0], 5), rng.uniform(0, 1, 5), [0.0, 1.0, np.inf]])
+    sweep = threshold_sweep(y_true, probabilities, CLASSES, thresholds=thresholds)
+    assert list(sweep["threshold"]) == list(thresholds)
+    for row in sweep.itertuples():
+        rule = None if np.isinf(row.threshold) else row.threshold
+        said = decide(probabilities, CLASSES, threshold=rule) == 0
+        (tn, fp), (fn, tp) = confusion_matrix(y_true == 0, said, labels=[False, True])
+        assert (row.tp, row.fn, row.tn, row.fp) == (tp, fn, tn, fp)
+        point = operating_point(y_true, probabilities, CLASSES, threshold=rule, n_bootstrap=0)
+        point = point.set_index("metric")["value"]
+        for metric in ("sensitivity", "specificity", "precision", "npv"):
+            assert getattr(row, metric) == pytest.approx(point[metric], nan_ok=True)
+
+
+def test_threshold_sweep_by_default_covers_every_score_and_one_equals_the_most_probable_class():
+    from covid_tutorial.metrics import threshold_sweep
+
+    y_true, probabilities = _random_predictions(seed=3, n=60)
+    sweep = threshold_sweep(y_true, probabilities, CLASSES, positive="Pneumonia")
+    assert list(sweep["threshold"]) == sorted({0.0, 1.0, *probabilities[:, 2]})
+    assert sweep["sensitivity"].iloc[0] == 1 and sweep["specificity"].iloc[0] == 0  # t = 0: every image positive
+    assert sweep["sensitivity"].is_monotonic_decreasing and sweep["specificity"].is_monotonic_increasing
+    most_probable = threshold_sweep(y_true, probabilities, CLASSES, positive="Pneumonia", thresholds=[np.inf])
+    columns = ["sensitivity", "specificity", "precision", "npv", "tp", "fn", "tn", "fp"]
+    assert sweep[columns].iloc[-1].tolist() == most_probable[columns].iloc[0].tolist()
+    # a threshold only adds positives: the most probable class finds some even at t = 1
+    assert most_probable["tp"].iloc[0] > 0
+
+
+def test_threshold_sweep_leaves_rates_without_images_undefined():
+    from covid_tutorial.metrics import threshold_sweep
+
+    probabilities = np.array([[0.2, 0.5, 0.3], [0.1, 0.1, 0.8]])
+    sweep = threshold_sweep([1, 2], probabilities, CLASSES, thresholds=[0.5])
+    assert np.isnan(sweep["sensitivity"].iloc[0]) and np.isnan(sweep["precision"].iloc[0])
+    assert sweep["specificity"].iloc[0] == 1 and sweep["npv"].iloc[0] == 1

@@ -212,7 +212,47 @@ def test_notebook_is_listed_in_the_readme(nb_path):
     assert nb_path.name in readme, f"list {nb_path.name} in notebooks/README.md"
 
 
+def _page_text(nb) -> str:
+    """Everything a learner reads: markdown, code, and the text of the stored outputs."""
+    parts = [cell.source for cell in nb.cells]
+    for cell in _code_cells(nb):
+        for output in cell.outputs:
+            if output.output_type == "stream":
+                parts.append(output.text)
+            elif "data" in output:
+                parts.append(str(output.data.get("text/plain", "")))
+                parts.append(str(output.data.get("text/html", "")))
+    return "\n".join(parts)
+
+
 def test_publications_are_cited_not_the_course_source_file_numbers(nb_path):
     # "source text 004" means nothing to a learner: name the authors, the title and the year.
-    found = re.findall(r"[Ss]ource texts? `?\d{3}|`00\d`", _markdown(_read(nb_path)))
+    found = re.findall(r"[Ss]ource[ _]texts?[ _]`?\d{3}|`00\d`|_source_00\d", _page_text(_read(nb_path)))
     assert not found, f"cite the publication instead of {found}"
+
+
+def test_no_path_of_the_machine_that_ran_it(nb_path):
+    # a learner's copy lives elsewhere: print paths relative to the notebook folder
+    found = re.findall(r"(?:/work/|/tmp/|/home/|/Users/|[A-Z]:\\\\Users)\S*", _page_text(_read(nb_path)))
+    assert not found, f"an absolute path of the machine that ran the notebook is on the page: {found[:3]}"
+
+
+CHECK = re.compile(r"^\*\*Check your understanding\.\*\*.+?<details>\s*<summary>Answer</summary>.+?</details>",
+                   re.DOTALL | re.MULTILINE)
+
+
+LESSONS = [path for path in NOTEBOOKS if not path.name.startswith("00_")]  # 00 is the welcome page
+
+
+@pytest.mark.parametrize("nb_path", LESSONS, ids=[path.name for path in LESSONS])
+def test_checks_for_understanding_inside_the_lessons(nb_path):
+    nb = _read(nb_path)
+    sections = [i for i, cell in enumerate(nb.cells)
+                if cell.cell_type == "markdown" and re.search(r"^## \d+\. ", cell.source, re.MULTILINE)]
+    summary = next(i for i, cell in enumerate(nb.cells)
+                   if cell.cell_type == "markdown" and re.search(r"^## Summary", cell.source, re.MULTILINE))
+    assert sections, "number the lesson's sections '## 1. Title', as ## Steps lists them"
+    checks = [i for i, cell in enumerate(nb.cells) if cell.cell_type == "markdown" and CHECK.search(cell.source)]
+    assert len(checks) >= 2, "at least two checks for understanding, each a question with its answer in <details>"
+    assert all(sections[0] < i < summary for i in checks), "checks belong inside the lessons, before the summary"
+    assert len({max(s for s in sections if s < i) for i in checks}) >= 2, "checks after at least two sections"
