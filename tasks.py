@@ -2,13 +2,23 @@
 """The README's quick start: each command sets up what it needs, then runs.
 
     python3 tasks.py demo   [ARGS...]   # covid-tutorial demo (default profile: ci)
-    python3 tasks.py test   [ARGS...]   # the whole test suite: pytest on tests/ and nbval on notebooks/
+    python3 tasks.py test   [ARGS...]   # every test: pytest on tests/, nbval on the student edition
     python3 tasks.py notebooks          # re-execute every notebook in place (page profile, as committed)
+    python3 tasks.py site               # the course site, built offline into build/site/html
+    python3 tasks.py student OUT        # the student edition (no solutions) into OUT
+    python3 tasks.py publish [URL]      # name where the course is published; rewrite badges and setup cells
+    python3 tasks.py test-colab         # the unit tests in an environment with Colab's versions
 
-Setup means: a virtual environment in .venv with the package and its dev extra
+Setup means: a virtual environment in .venv with the package and its dev and site extras
 installed from pyproject.toml, and ipywidgets 7.7 in .venv/ipywidgets7 for the tests that
 check the widgets on Colab's version; it is redone only when pyproject.toml changes.
-Needs nothing but Python 3.11 and network access to PyPI the first time.
+`test-colab` builds a second one, .venv-colab, with the versions in colab/constraints.txt.
+Needs nothing but Python 3.11 to 3.13 and network access to PyPI the first time.
+
+`test` with no ARGS builds the student edition into build/student and runs nbval on its
+notebooks: their code cells are the committed notebooks' code cells, in order
+(tests/test_student_edition.py checks it), so this runs the teacher's edition too.
+With ARGS, pytest gets ARGS only (e.g. `python3 tasks.py test tests/test_data.py`).
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import tomllib
 import venv
 from pathlib import Path
 
@@ -28,10 +39,22 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 # (widgetsnbextension and jupyterlab_widgets only hold the browser side).
 IPYWIDGETS_7 = VENV / "ipywidgets7"
 IPYWIDGETS_7_PACKAGES = ["ipywidgets==7.7.*", "ipython_genutils==0.2.*"]
+COLAB_VENV = ROOT / ".venv-colab"
+COLAB_CONSTRAINTS = ROOT / "colab" / "constraints.txt"
+STUDENT_EDITION = ROOT / "build" / "student"
+COMMANDS = ("demo", "test", "notebooks", "site", "student", "publish", "test-colab")
+
+
+def _python(venv_dir: Path) -> Path:
+    return venv_dir / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def _pip(python: Path) -> list[str]:
+    return [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
 
 
 def ensure_environment() -> Path:
-    python = BIN / ("python.exe" if os.name == "nt" else "python")
+    python = _python(VENV)
     if not python.exists():
         print(f"Creating a virtual environment in {VENV}", flush=True)
         venv.create(VENV, with_pip=True)
@@ -39,19 +62,65 @@ def ensure_environment() -> Path:
     digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if not stamp.exists() or stamp.read_text() != digest or not IPYWIDGETS_7.is_dir():
         print("Installing covid-tutorial and its dependencies (first time: a few minutes)", flush=True)
-        pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+        pip = _pip(python)
         subprocess.run([*pip, "--upgrade", "pip"], check=True)
-        subprocess.run([*pip, "-e", f"{ROOT}[dev]"], check=True)
+        subprocess.run([*pip, "-e", f"{ROOT}[dev,site]"], check=True)
         subprocess.run([*pip, "--upgrade", "--no-deps", "--target", str(IPYWIDGETS_7), *IPYWIDGETS_7_PACKAGES], check=True)
         stamp.write_text(digest)
     return python
 
 
+def ensure_colab_environment() -> Path:
+    """A virtual environment with Colab's versions (colab/constraints.txt), then the package
+    installed the way the notebooks' setup cell installs it on Colab."""
+    python = _python(COLAB_VENV)
+    stamp = COLAB_VENV / ".covid-tutorial-installed"
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + COLAB_CONSTRAINTS.read_bytes()).hexdigest()
+    if python.exists() and stamp.exists() and stamp.read_text() == digest:
+        return python
+    print(f"Creating {COLAB_VENV} with Colab's versions ({COLAB_CONSTRAINTS.relative_to(ROOT)})", flush=True)
+    venv.create(COLAB_VENV, with_pip=True, clear=True)
+    pip, constraints = _pip(python), ["-c", str(COLAB_CONSTRAINTS)]
+    subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    subprocess.run([*pip, *constraints, "-r", str(COLAB_CONSTRAINTS)], check=True)  # "Colab"
+    subprocess.run([*pip, "--no-deps", "-e", str(ROOT)], check=True)  # the setup cell's two steps
+    subprocess.run([str(python), "-m", "covid_tutorial.colab"], check=True)
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    subprocess.run([*pip, *constraints, *extras["dev"], *extras["site"]], check=True)  # the test tools
+    stamp.write_text(digest)
+    return python
+
+
+def colab_versions_kept(python: Path) -> bool:
+    """Print Colab's pinned versions against what the environment has; True if all equal."""
+    pins = [line.split("==") for line in COLAB_CONSTRAINTS.read_text().splitlines() if "==" in line and not line.startswith("#")]
+    script = "import importlib.metadata as m, sys; print(*(m.version(n) for n in sys.argv[1:]))"
+    have = subprocess.run([str(python), "-c", script, *(n for n, _ in pins)], capture_output=True, text=True, check=True)
+    kept = True
+    for (name, wanted), got in zip(pins, have.stdout.split(), strict=True):
+        kept &= got == wanted
+        print(f"  {name:<16} Colab {wanted:<12} here {got}{'' if got == wanted else '  <- replaced'}")
+    return kept
+
+
+def _script(python: Path, path: str, *args: str) -> list[str]:
+    return [str(python), str(ROOT / path), *args]
+
+
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("demo", "test", "notebooks"):
+    if not argv or argv[0] not in COMMANDS:
         print(__doc__)
         return 2
     command, rest = argv[0], argv[1:]
+    if command == "test-colab":
+        python = ensure_colab_environment()
+        print("Colab's pinned versions in .venv-colab:")
+        if not colab_versions_kept(python):
+            print("error: the Colab environment does not hold Colab's versions; see colab/constraints.txt", file=sys.stderr)
+            return 1
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "COVID_TUTORIAL_PROFILE": "ci"}
+        cmd = [str(python), "-m", "pytest", "-p", "no:nbval", "-o", "addopts=--durations=10", *(rest or ["tests"])]
+        return subprocess.run(cmd, cwd=ROOT, env=env).returncode
     python = ensure_environment()
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     if command == "demo":
@@ -60,9 +129,18 @@ def main(argv: list[str]) -> int:
         cmd = [str(BIN / "covid-tutorial"), "demo", *rest]
     elif command == "test":
         env["COVID_TUTORIAL_PROFILE"] = "ci"
+        if not rest:
+            subprocess.run(_script(python, "notebooks/student_edition.py", str(STUDENT_EDITION), "--replace"), cwd=ROOT, check=True)
+            rest = ["tests", str(STUDENT_EDITION.relative_to(ROOT) / "notebooks")]
         cmd = [str(python), "-m", "pytest", *rest]
-    else:  # the page profile unless ARGS say --profile
-        cmd = [str(python), str(ROOT / "notebooks" / "run_notebooks.py"), "execute", *rest]
+    elif command == "notebooks":  # the page profile unless ARGS say --profile
+        cmd = _script(python, "notebooks/run_notebooks.py", "execute", *rest)
+    elif command == "site":
+        cmd = _script(python, "book/build_site.py", *rest)
+    elif command == "student":
+        cmd = _script(python, "notebooks/student_edition.py", *rest)
+    else:  # publish
+        cmd = _script(python, "notebooks/publish.py", *rest)
     return subprocess.run(cmd, cwd=ROOT, env=env).returncode
 
 

@@ -33,8 +33,10 @@ from urllib.parse import urlparse
 import requests
 
 from . import phantoms
+from .colab import running_on_colab
 from .errors import CourseError
 from .registry import REGISTRY, DatasetInfo, get_dataset_info
+from .system import data_root
 
 __all__ = [
     "DATA_ENV_VAR",
@@ -124,13 +126,16 @@ def _checkout_root() -> Path | None:
 
 
 def default_data_dir() -> Path:
-    """``$COVID_TUTORIAL_DATA``, else ``<repo>/data/downloads`` in a checkout, else a user cache."""
+    """``$COVID_TUTORIAL_DATA``, else ``<repo>/data/downloads`` in a checkout, else on Colab
+    ``downloads`` in its session storage (:func:`~covid_tutorial.system.data_root`), else a user cache."""
     configured = os.environ.get(DATA_ENV_VAR)
     if configured:
         return Path(configured).expanduser()
     root = _checkout_root()
     if root is not None:
         return root / "data" / "downloads"
+    if running_on_colab():
+        return data_root() / "downloads"
     import pooch  # here, not at the top: importing it reaches tqdm.auto, which warns in notebooks
 
     return Path(pooch.os_cache("covid_tutorial"))

@@ -9,12 +9,15 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from .colab import running_on_colab
+
 __all__ = [
     "PROFILE_ENV_VAR",
     "WEIGHTS_ENV_VAR",
     "DEFAULT_PROFILE",
     "Profile",
     "PROFILES",
+    "default_profile_name",
     "get_profile",
     "trains_in_two_stages",
 ]
@@ -113,11 +116,26 @@ PROFILES: dict[str, Profile] = {
 }
 
 
+def _gpu_visible() -> bool:
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def default_profile_name() -> str:
+    """The profile used when none is chosen: ``gpu`` on Colab when its runtime has a GPU,
+    else ``cpu``."""
+    if running_on_colab() and _gpu_visible():
+        return "gpu"
+    return DEFAULT_PROFILE
+
+
 def get_profile(name: str | Profile | None = None) -> Profile:
-    """Return the named profile, else the one in ``COVID_TUTORIAL_PROFILE``, else ``cpu``."""
+    """Return the named profile, else the one in ``COVID_TUTORIAL_PROFILE``, else the
+    default (:func:`default_profile_name`: ``cpu``, or ``gpu`` on a Colab GPU runtime)."""
     if isinstance(name, Profile):
         return name
-    chosen = name or os.environ.get(PROFILE_ENV_VAR) or DEFAULT_PROFILE
+    chosen = name or os.environ.get(PROFILE_ENV_VAR) or default_profile_name()
     key = chosen.strip().lower()
     if key not in PROFILES:
         raise ValueError(

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from . import __version__
+from .colab import colab_session_dir, running_on_colab
 from .errors import DataError
 
 __all__ = [
@@ -165,10 +166,13 @@ def software_versions() -> str:
 
 
 def data_root() -> Path:
-    """``data/`` of the checkout when running from one, else a per-user cache folder."""
+    """``data/`` of the checkout when running from one; on Colab, a folder in its session
+    storage (``/content/covid_tutorial_data``, in the Files panel); else a per-user cache."""
     checkout = Path(__file__).resolve().parents[1] / "data"
     if checkout.is_dir() and os.access(checkout, os.W_OK):
         return checkout
+    if running_on_colab():
+        return colab_session_dir() / "covid_tutorial_data"
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "covid_tutorial"
 
 

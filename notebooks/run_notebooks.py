@@ -3,7 +3,6 @@
 
     python notebooks/run_notebooks.py execute [--profile page] [NOTEBOOK ...]
     python notebooks/run_notebooks.py measure [--profile ci|page|cpu|gpu] [NOTEBOOK ...]
-    python notebooks/run_notebooks.py set-owner GITHUB_ACCOUNT
 
 ``execute`` runs each notebook top to bottom in a fresh ``python3`` kernel, with the
 working directory ``notebooks/`` and ``COVID_TUTORIAL_PROFILE`` set (``page`` unless
@@ -24,8 +23,7 @@ each notebook's header. ImageNet weights cannot always be downloaded, so ``measu
 sets ``COVID_TUTORIAL_WEIGHTS=none``: the package then builds the same networks with
 random weights, whose tensors have the same shapes and so take the same memory.
 
-``set-owner`` writes the GitHub account that hosts your copy of the repository into
-the Colab and Binder badges (they say ``OWNER`` until then).
+The Colab and Binder badges are written by ``python3 tasks.py publish`` (notebooks/publish.py).
 
 With no NOTEBOOK arguments every ``notebooks/NN_*.ipynb`` is used, in order.
 """
@@ -328,6 +326,8 @@ def update_readme(results: list[dict]) -> None:
         rows.update(new)
         README.write_text(f"{head}{README_START}\n{_render_table(rows)}\n{README_END}{tail}", encoding="utf-8")
         print(f"\nupdated the table in {README.relative_to(ROOT)}")
+        # docs/teachers.md shows the same times per notebook
+        subprocess.run([sys.executable, str(Path(__file__).with_name("student_edition.py")), "--teachers-table"], check=True)
     else:
         print(f"\n{README.name} has no {README_START} ... {README_END} markers; the table is:\n")
     print(_render_table(new))
@@ -402,25 +402,6 @@ def cmd_execute_one(args) -> int:
     return 0
 
 
-# ---------------------------------------------------------------- badges
-
-
-BADGE_OWNER = re.compile(r"(colab\.research\.google\.com/github/|mybinder\.org/v2/gh/)([^/\s)]+)(/covid_tutorial)")
-
-
-def cmd_set_owner(args) -> int:
-    if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})", args.owner):
-        sys.exit(f"{args.owner!r} is not a GitHub account name.")
-    files = [*notebook_paths([]), NOTEBOOKS_DIR / "README.md"]
-    for path in files:
-        text = path.read_text(encoding="utf-8")
-        new = BADGE_OWNER.sub(lambda m: m.group(1) + args.owner + m.group(3), text)
-        if new != text:
-            path.write_text(new, encoding="utf-8")
-            print(f"badges in {path.relative_to(ROOT)} now point at github.com/{args.owner}/covid_tutorial")
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -438,15 +419,12 @@ def main(argv: list[str] | None = None) -> int:
     one = sub.add_parser("_execute-one")  # internal: the subprocess that `measure` watches
     add_common(one, "ci")
     one.add_argument("--output", required=True)
-    owner = sub.add_parser("set-owner", help="point the Colab/Binder badges at your GitHub account")
-    owner.add_argument("owner", metavar="GITHUB_ACCOUNT")
 
     args = parser.parse_args(argv)
     handler = {
         "execute": cmd_execute,
         "measure": cmd_measure,
         "_execute-one": cmd_execute_one,
-        "set-owner": cmd_set_owner,
     }[args.command]
     return handler(args)
 

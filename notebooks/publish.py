@@ -1,0 +1,261 @@
+#!/usr/bin/env python3
+"""Where the course is published, written once (course.toml) and everywhere else generated.
+
+    python3 tasks.py publish                      # the repository of the git remote `origin`
+    python3 tasks.py publish URL [--ref REF]      # e.g. https://github.com/ACCOUNT/covid_tutorial
+    python3 tasks.py publish --unpublish          # back to no published place
+    python3 tasks.py publish --check              # exit 1 and name what is out of step
+
+It writes course.toml, then regenerates from it: the launch block of every notebook's
+header and of the README files (Colab and Binder badges, links to the neighbouring
+notebooks on Colab), and every notebook's setup cell, whose Colab branch installs the
+package from the published repository at the published ref. Until a place is published,
+no badge is shown (it would open a page that does not exist) and the setup cell says so
+on Colab in one sentence.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS_DIR = ROOT / "notebooks"
+COURSE_FILE = ROOT / "course.toml"
+README_FILES = (ROOT / "README.md", NOTEBOOKS_DIR / "README.md")
+LAUNCH = re.compile(r"<!-- launch:start -->\n.*?<!-- launch:end -->", re.DOTALL)
+GITHUB = re.compile(
+    r"^(?:https://github\.com/|git@github\.com:|ssh://git@github\.com/)"
+    r"(?P<owner>[A-Za-z0-9](?:[A-Za-z0-9-]{0,38}))/(?P<name>[A-Za-z0-9._-]+?)(?:\.git)?/?$"
+)
+REF = re.compile(r"[A-Za-z0-9._/-]+")
+
+NOT_PUBLISHED = (
+    "**Colab and Binder:** this copy of the course is not published yet, so it shows no launch "
+    "badges (they would open a page that does not exist). Whoever publishes it runs "
+    "`python3 tasks.py publish` once (it reads the git remote `origin`, or takes the repository's "
+    "URL) and commits the result: this line then becomes an *Open in Colab* and a *Launch Binder* badge."
+)
+
+SETUP_CELL = '''\
+import os, sys
+
+published_repository, published_ref = {repository}, {ref}  # where the course is published (course.toml)
+if "google.colab" in sys.modules:  # Colab: install the package, keep Colab's TensorFlow, NumPy, OpenCV...
+    if not published_repository:
+        raise SystemExit("This copy of the course is not published, so Colab cannot install it: "
+                         "open the notebook from the course's published repository (README, 'Colab').")
+    %pip install -q --no-deps "covid-tutorial @ git+{{published_repository}}@{{published_ref}}"
+    from covid_tutorial.colab import install_missing_requirements
+    install_missing_requirements()  # only what Colab lacks; its data go to /content
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # quiet TensorFlow's C++ log (set before the import)
+import covid_tutorial, keras, tensorflow as tf
+import matplotlib.pyplot as plt, numpy as np, pandas as pd
+from covid_tutorial.profiles import get_profile
+
+%matplotlib inline
+
+profile = get_profile()  # COVID_TUTORIAL_PROFILE: ci, page, cpu or gpu (default: cpu; gpu on a Colab GPU)
+print(
+    f"covid_tutorial {{covid_tutorial.__version__}} | TensorFlow {{tf.__version__}}"
+    f" | Keras {{keras.__version__}} | profile {{profile.name}}"
+)'''
+
+
+class PublishError(Exception):
+    """A message for the command line: what is wrong and what to do."""
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where the course is published: a GitHub repository and a branch or tag (empty: nowhere)."""
+
+    repository: str = ""
+    ref: str = "main"
+
+    @property
+    def published(self) -> bool:
+        return bool(self.repository)
+
+    @property
+    def owner_and_name(self) -> str:
+        match = GITHUB.match(self.repository)
+        return f"{match['owner']}/{match['name']}"
+
+    def colab_url(self, notebook: str) -> str:
+        return f"https://colab.research.google.com/github/{self.owner_and_name}/blob/{self.ref}/notebooks/{notebook}"
+
+    def binder_url(self, notebook: str | None = None) -> str:
+        url = f"https://mybinder.org/v2/gh/{self.owner_and_name}/{self.ref}"
+        return f"{url}?labpath=notebooks%2F{notebook}" if notebook else url
+
+    def file_url(self, path: str) -> str:
+        return f"https://github.com/{self.owner_and_name}/blob/{self.ref}/{path}"
+
+
+def github_repository(url: str) -> str:
+    """``https://github.com/OWNER/NAME`` for any of GitHub's https or ssh spellings."""
+    match = GITHUB.match(url.strip())
+    if not match:
+        raise PublishError(
+            f"{url!r} is not a GitHub repository: Colab and Binder open notebooks from GitHub; "
+            "give its URL, e.g. https://github.com/ACCOUNT/covid_tutorial"
+        )
+    return f"https://github.com/{match['owner']}/{match['name']}"
+
+
+def read_place(path: Path = COURSE_FILE) -> Place:
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8"))["published"]
+        place = Place(repository=table["repository"], ref=table["ref"])
+    except (OSError, KeyError, tomllib.TOMLDecodeError) as exc:
+        raise PublishError(f"{path}: cannot read [published] repository and ref ({exc}); restore it with git") from exc
+    if place.repository:
+        github_repository(place.repository)
+    if not REF.fullmatch(place.ref):
+        raise PublishError(f"{path}: ref {place.ref!r} is not a branch or tag name")
+    return place
+
+
+def write_place(place: Place, path: Path = COURSE_FILE) -> None:
+    text = path.read_text(encoding="utf-8")
+    text = re.sub(r'^repository = "[^"]*"', f'repository = "{place.repository}"', text, count=1, flags=re.MULTILINE)
+    text = re.sub(r'^ref = "[^"]*"', f'ref = "{place.ref}"', text, count=1, flags=re.MULTILINE)
+    path.write_text(text, encoding="utf-8")
+
+
+def origin_repository(root: Path = ROOT) -> str:
+    result = subprocess.run(["git", "remote", "get-url", "origin"], cwd=root, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise PublishError(
+            "this checkout has no git remote 'origin': give the repository, "
+            "python3 tasks.py publish https://github.com/ACCOUNT/covid_tutorial"
+        )
+    return github_repository(result.stdout.strip())
+
+
+def notebook_names(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[str]:
+    return sorted(p.name for p in notebooks_dir.glob("[0-9][0-9]_*.ipynb"))
+
+
+def _launch(lines: list[str]) -> str:
+    return "\n".join(["<!-- launch:start -->", *lines, "<!-- launch:end -->"])
+
+
+def notebook_launch_block(place: Place, notebook: str, names: list[str]) -> str:
+    if not place.published:
+        return _launch([NOT_PUBLISHED])
+    lines = [
+        f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({place.colab_url(notebook)})",
+        f"[![Launch Binder](https://mybinder.org/badge_logo.svg)]({place.binder_url(notebook)})",
+    ]
+    index = names.index(notebook)
+    links = []  # Colab opens each notebook by itself: links to the others must be absolute there
+    if index > 0:
+        links.append(f"[previous notebook]({place.colab_url(names[index - 1])})")
+    if index + 1 < len(names):
+        links.append(f"[next notebook]({place.colab_url(names[index + 1])})")
+    links.append(f"[the course README]({place.file_url('README.md')})")
+    lines.append("On Colab: " + " · ".join(links))
+    return _launch(lines)
+
+
+def readme_launch_block(place: Place, names: list[str]) -> str:
+    if not place.published:
+        return _launch([NOT_PUBLISHED])
+    return _launch([
+        f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({place.colab_url(names[0])})",
+        f"[![Launch Binder](https://mybinder.org/badge_logo.svg)]({place.binder_url()})",
+    ])
+
+
+def setup_cell_source(place: Place) -> str:
+    return SETUP_CELL.format(repository=json.dumps(place.repository), ref=json.dumps(place.ref))
+
+
+def _replace_launch(text: str, block: str, where: Path) -> str:
+    if not LAUNCH.search(text):
+        raise PublishError(f"{where}: no <!-- launch:start --> ... <!-- launch:end --> block to rewrite")
+    return LAUNCH.sub(lambda _: block, text, count=1)
+
+
+def generated_files(place: Place, root: Path = ROOT) -> dict[Path, str]:
+    """Every file publish writes, as it should read for ``place`` (path -> new text)."""
+    notebooks_dir = root / "notebooks"
+    names = notebook_names(notebooks_dir)
+    out = {}
+    for name in names:
+        path = notebooks_dir / name
+        nb = nbformat.read(path, as_version=4)
+        header = nb.cells[0]
+        header.source = _replace_launch(header.source, notebook_launch_block(place, name, names), path)
+        setup = next(cell for cell in nb.cells if cell.cell_type == "code")
+        setup.source = setup_cell_source(place)
+        out[path] = nbformat.writes(nb) + "\n"
+    for path in (root / "README.md", notebooks_dir / "README.md"):
+        out[path] = _replace_launch(path.read_text(encoding="utf-8"), readme_launch_block(place, names), path)
+    return out
+
+
+def out_of_step(root: Path = ROOT) -> list[Path]:
+    place = read_place(root / "course.toml")
+    return [path for path, text in generated_files(place, root).items() if path.read_text(encoding="utf-8") != text]
+
+
+def publish(place: Place, root: Path = ROOT) -> list[Path]:
+    write_place(place, root / "course.toml")
+    changed = []
+    for path, text in generated_files(place, root).items():
+        if path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+            changed.append(path)
+    return changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python3 tasks.py publish", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1],
+    )
+    parser.add_argument("repository", nargs="?", help="the GitHub repository (default: git remote origin)")
+    parser.add_argument("--ref", help="the branch or tag badges open and Colab installs from (default: course.toml's)")
+    parser.add_argument("--unpublish", action="store_true", help="name no published place")
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file is out of step")
+    parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    try:
+        if args.check:
+            stale = out_of_step(args.root)
+            for path in stale:
+                print(f"error: {path.relative_to(args.root)} is out of step with course.toml; "
+                      "run: python3 tasks.py publish (or --unpublish)")
+            return 1 if stale else 0
+        current = read_place(args.root / "course.toml")
+        if args.unpublish:
+            repository = ""
+        else:
+            repository = github_repository(args.repository) if args.repository else origin_repository(args.root)
+        place = Place(repository=repository, ref=args.ref or current.ref)
+        if not REF.fullmatch(place.ref):
+            raise PublishError(f"--ref {place.ref!r} is not a branch or tag name")
+        changed = publish(place, args.root)
+    except PublishError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    where = f"{place.repository} at {place.ref}" if place.published else "nowhere (no launch badges)"
+    print(f"course.toml: published {where}; rewrote {len(changed)} file(s)")
+    for path in changed:
+        print(f"  {path.relative_to(args.root)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,437 @@
+#!/usr/bin/env python3
+"""Write the student edition of the course, and the generated tables of the teachers' page.
+
+    python notebooks/student_edition.py OUT [--without-answers]
+    python notebooks/student_edition.py --teachers-table
+
+The committed notebooks are the teacher's edition. The student edition in OUT has the same
+notebooks with the solutions removed (the `## Solutions` cells, and links to a removed
+solution reduced to their text), the outputs of the cells tagged `exercise` cleared, and
+everything else as committed: the same code cells in the same order, so nbval runs the
+same code on it. Beside them it copies what the notebooks need to run under nbval and
+every file their relative links reach, followed from page to page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+import urllib.parse
+from pathlib import Path
+
+import nbformat
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPOSITORY / "notebooks"
+TEACHERS_PAGE = REPOSITORY / "docs" / "teachers.md"
+NOTEBOOK_NAME = re.compile(r"\d\d_[a-z0-9_]+\.ipynb")
+# Paths relative to the notebooks folder, copied when present: nbval's conftest and
+# sanitizer, the two READMEs, the data's README, and the GPU results notebook 05 reads.
+SUPPORT_PATHS = ("README.md", "conftest.py", "nbval_sanitize.cfg", "results", "../README.md", "../data/README.md")
+SOLUTIONS_FOLDER = "solutions"  # notebooks/solutions/NN_*.md: never copied
+NOT_COPIED = {".venv", "build", "dist", "runs", "cache", "__pycache__", ".ipynb_checkpoints", ".pytest_cache"}
+EXERCISE_TAG = "exercise"
+MARKER_FILE = ".student-edition"  # marks a folder this script wrote, and may replace
+BUDGET_MARKERS = ("<!-- notebook-budget:start -->", "<!-- notebook-budget:end -->")
+TEACHERS_MARKERS = ("<!-- teachers-time:start -->", "<!-- teachers-time:end -->")
+EXERCISES_MARKERS = ("<!-- teachers-exercises:start -->", "<!-- teachers-exercises:end -->")
+EXERCISES_TOML = REPOSITORY / "covid_tutorial" / "exercises.toml"
+
+SOLUTIONS_HEADING = re.compile(r"^## Solutions\b")
+SECTION_HEADING = re.compile(r"^#{1,2} \S")
+FENCE = re.compile(r"^\s*(```|~~~)")
+ANSWER_BLOCK = re.compile(r"\n*<details>\s*<summary>\s*Answer\s*</summary>.*?</details>[ \t]*", re.S)
+# [text](target) or ![alt](target "title"); <a href="target">text</a>; src="target"
+MARKDOWN_LINK = re.compile(r"!?\[(?P<text>[^\]]*)\]\(\s*<?(?P<target>[^)\s>]*)>?(?:\s+\"[^\"]*\")?\s*\)")
+HTML_ANCHOR = re.compile(r"<a\s[^>]*href=\"(?P<target>[^\"]*)\"[^>]*>(?P<text>.*?)</a>", re.S)
+HTML_SOURCE = re.compile(r"\b(?:href|src)=\"(?P<target>[^\"]*)\"")
+SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
+
+
+@dataclasses.dataclass
+class Edition:
+    """What `write_student_edition` wrote."""
+
+    out: Path
+    notebooks: int = 0
+    exercise_cells_cleared: int = 0
+    solution_cells_removed: int = 0
+    solution_sections_cut: int = 0  # `## Solutions` sections cut from cells that keep other text
+    solution_links_unlinked: int = 0
+    checks_for_understanding: int = 0
+    answers_removed: int = 0
+    copied: list[str] = dataclasses.field(default_factory=list)
+    warnings: list[str] = dataclasses.field(default_factory=list)
+
+
+class Refused(Exception):
+    """OUT is a place the edition must not be written to; the message says why and what to do."""
+
+
+# --- the notebooks --------------------------------------------------------------------------
+
+
+def is_exercise_cell(cell) -> bool:
+    return cell.cell_type == "code" and EXERCISE_TAG in cell.metadata.get("tags", [])
+
+
+def _cut_solutions_section(source: str) -> tuple[str, bool]:
+    """Remove a `## Solutions` section: from its heading to the next level-1 or level-2
+    heading outside code fences and `<details>` blocks, or to the end of the cell."""
+    lines = source.split("\n")
+    start = next((i for i, line in enumerate(lines) if SOLUTIONS_HEADING.match(line)), None)
+    if start is None:
+        return source, False
+    end, in_fence, details = len(lines), False, 0
+    for i in range(start + 1, len(lines)):
+        line = lines[i]
+        if FENCE.match(line):
+            in_fence = not in_fence
+        elif not in_fence:
+            details += line.count("<details") - line.count("</details>")
+            if details <= 0 and SECTION_HEADING.match(line):
+                end = i
+                break
+    kept = "\n".join(lines[:start]).rstrip() + "\n\n" + "\n".join(lines[end:]).lstrip()
+    return kept.strip(), True
+
+
+def _is_solution_target(target: str, folder: Path, notebooks: Path) -> bool:
+    path, _, fragment = urllib.parse.unquote(target).partition("#")
+    if SCHEME.match(target):
+        return False
+    if fragment.lower() == "solutions" and (not path or path.endswith(".ipynb")):
+        return True
+    resolved = (folder / path).resolve() if path else None
+    return resolved is not None and resolved.is_relative_to((notebooks / SOLUTIONS_FOLDER).resolve())
+
+
+def _unlink_solutions(source: str, folder: Path, notebooks: Path) -> tuple[str, int]:
+    """Reduce each link to a removed solution to its text; a link alone in parentheses,
+    `([solution](solutions/04.md))`, goes with its parentheses."""
+    count = 0
+
+    def replace(match: re.Match) -> str:
+        nonlocal count
+        if not _is_solution_target(match["target"], folder, notebooks):
+            return match[0]
+        count += 1
+        if match["open"] and match["close"]:
+            return ""
+        return (match["open"] or "") + match["text"] + (match["close"] or "")
+
+    for link in (MARKDOWN_LINK, HTML_ANCHOR):
+        wrapped = re.compile(r"(?P<open>[ \t]*\()?" + link.pattern + r"(?P<close>\))?", link.flags)
+        source = wrapped.sub(replace, source)
+    return source, count
+
+
+def student_notebook(notebook, edition: Edition, *, folder: Path, notebooks: Path, without_answers: bool):
+    """The student version of one teacher notebook (a copy; the argument is left as it is)."""
+    notebook = nbformat.from_dict(notebook)  # a deep copy
+    cells = []
+    for cell in notebook.cells:
+        if is_exercise_cell(cell):
+            cell.outputs, cell.execution_count = [], None
+            edition.exercise_cells_cleared += 1
+        if cell.cell_type == "markdown":
+            source, cut = _cut_solutions_section(cell.source)
+            if cut and not source:
+                edition.solution_cells_removed += 1
+                continue
+            edition.solution_sections_cut += cut
+            source, unlinked = _unlink_solutions(source, folder, notebooks)
+            edition.solution_links_unlinked += unlinked
+            if "**Check your understanding.**" in source:
+                edition.checks_for_understanding += 1
+                if without_answers:
+                    source, removed = ANSWER_BLOCK.subn("", source)
+                    edition.answers_removed += removed
+            cell.source = source
+        cells.append(cell)
+    notebook.cells = cells
+    return notebook
+
+
+# --- the files beside them ------------------------------------------------------------------
+
+
+def relative_link_targets(markdown: str) -> list[str]:
+    """The relative link and image targets of a markdown text (no URLs, no bare #anchors)."""
+    targets = [m["target"] for m in MARKDOWN_LINK.finditer(markdown)]
+    targets += [m["target"] for m in HTML_SOURCE.finditer(markdown)]
+    return [t for t in targets if t and not SCHEME.match(t) and not t.startswith("#")]
+
+
+def _copy_linked_files(pages: list[tuple[Path, str]], notebooks: Path, out: Path, edition: Edition) -> None:
+    """Copy the support paths and every file the pages' relative links reach (following the
+    links of each copied markdown file in turn) from the repository into OUT."""
+    repository, notebooks = notebooks.parent.resolve(), notebooks.resolve()
+    solutions = notebooks / SOLUTIONS_FOLDER
+    queue = [(None, notebooks / path) for path in SUPPORT_PATHS if (notebooks / path).exists()]
+    for page, text in pages:
+        queue += _linked_paths(page, text)
+    seen = set()
+    while queue:
+        page, target = queue.pop(0)
+        where = f" (linked from {page.relative_to(repository)})" if page else ""
+        target = target.resolve()
+        if target in seen:
+            continue
+        seen.add(target)
+        if not target.is_relative_to(repository):
+            edition.warnings.append(f"{target} is outside the repository{where}: not copied")
+            continue
+        if target.is_relative_to(solutions):
+            edition.warnings.append(f"{target.relative_to(repository)} is a solution{where}: not copied")
+            continue
+        if not target.exists():
+            edition.warnings.append(f"{target.relative_to(repository)} does not exist{where}")
+            continue
+        files = [target] if target.is_file() else sorted(p for p in target.rglob("*") if p.is_file())
+        for file in files:
+            relative = file.relative_to(repository)
+            if _not_copied(relative) or file.is_relative_to(solutions) or _is_edition_notebook(file, notebooks):
+                continue  # build outputs and caches; solutions; notebooks written by write_student_edition
+            destination = out / relative
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(file, destination)
+            edition.copied.append(str(relative))
+            if file.suffix == ".md":
+                queue += _linked_paths(file, file.read_text(encoding="utf-8"))
+
+
+def _linked_paths(page: Path, text: str) -> list[tuple[Path, Path]]:
+    return [(page, page.parent / urllib.parse.unquote(t.partition("#")[0])) for t in relative_link_targets(text)]
+
+
+def _is_edition_notebook(path: Path, notebooks: Path) -> bool:
+    return path.parent == notebooks and bool(NOTEBOOK_NAME.fullmatch(path.name))
+
+
+def _not_copied(relative: Path) -> bool:
+    return any(part in NOT_COPIED or part.endswith(".egg-info") for part in relative.parts)
+
+
+# --- where it may be written ----------------------------------------------------------------
+
+
+def _ignored_by_git(path: Path, repository: Path) -> bool:
+    try:
+        done = subprocess.run(["git", "-C", str(repository), "check-ignore", "-q", str(path)], capture_output=True)
+    except OSError:  # no git: nothing counts as ignored
+        return False
+    return done.returncode == 0
+
+
+def check_out_folder(out: Path, notebooks: Path, *, replace: bool = False) -> None:
+    """Raise Refused when OUT is the repository root, inside the notebooks or another source
+    folder, around the repository, a folder of other files, or an edition written before
+    and `replace` is false."""
+    out, notebooks = out.resolve(), notebooks.resolve()
+    repository = notebooks.parent
+    fix = "write it to a new folder outside the repository or under its build/, e.g. build/student"
+    if out == repository:
+        raise Refused(f"OUT {out} is the repository root; {fix}")
+    if out.is_relative_to(notebooks):
+        raise Refused(f"OUT {out} is inside {notebooks}, whose notebooks are the teacher's edition; {fix}")
+    if repository.is_relative_to(out):
+        raise Refused(f"OUT {out} holds the repository {repository}; {fix}")
+    if out.is_relative_to(repository):
+        top = repository / out.relative_to(repository).parts[0]
+        if not _ignored_by_git(top, repository):
+            where = f"the source folder {top.name}/ of" if top.is_dir() else "a folder git would track in"
+            raise Refused(f"OUT {out} is inside {where} the repository; {fix}")
+    if out.exists() and not out.is_dir():
+        raise Refused(f"OUT {out} is a file; {fix}")
+    if out.is_dir() and any(out.iterdir()):
+        if not (out / MARKER_FILE).is_file():
+            raise Refused(f"OUT {out} holds files that this script did not write; choose a new or empty folder")
+        if not replace:
+            raise Refused(f"OUT {out} holds a student edition written before; add --replace to replace it")
+
+
+# --- the whole edition ----------------------------------------------------------------------
+
+
+def write_student_edition(
+    out: Path, *, notebooks: Path = NOTEBOOKS, without_answers: bool = False, replace: bool = False
+) -> Edition:
+    """Write the student edition of the notebooks in `notebooks` to `out`, laid out as the
+    repository is (OUT/notebooks/NN_*.ipynb, OUT/README.md, ...). An edition written there
+    before is replaced when `replace` is true; anything else there is refused (`Refused`)."""
+    notebooks = notebooks.resolve()
+    check_out_folder(out, notebooks, replace=replace)
+    if out.is_dir():
+        shutil.rmtree(out)
+    out_notebooks = out / notebooks.name
+    out_notebooks.mkdir(parents=True)
+    (out / MARKER_FILE).write_text("Written by notebooks/student_edition.py, which --replace lets rewrite it.\n")
+    edition, pages = Edition(out=out), []
+    for path in sorted(p for p in notebooks.iterdir() if NOTEBOOK_NAME.fullmatch(p.name)):
+        teacher = _read_notebook(path)
+        student = student_notebook(
+            teacher, edition, folder=path.parent, notebooks=notebooks, without_answers=without_answers
+        )
+        nbformat.write(student, out_notebooks / path.name)
+        edition.notebooks += 1
+        pages += [(path, cell.source) for cell in student.cells if cell.cell_type == "markdown"]
+    _copy_linked_files(pages, notebooks, out, edition)
+    return edition
+
+
+def _read_notebook(path: Path):
+    try:
+        return nbformat.read(path, as_version=4)
+    except Exception as err:  # not JSON, or not a notebook
+        raise Refused(f"{path} is not a readable notebook ({type(err).__name__}); restore it with git") from err
+
+
+# --- the teachers' page ---------------------------------------------------------------------
+
+
+def _between(text: str, markers: tuple[str, str], where: str) -> tuple[int, int]:
+    start, end = text.find(markers[0]), text.find(markers[1])
+    if start < 0 or end < start:
+        raise Refused(f"{where} lacks the markers {markers[0]} ... {markers[1]}; add them where the table goes")
+    return start + len(markers[0]), end
+
+
+def _seconds(duration: str) -> float:
+    value, unit = duration.split()
+    return float(value) * {"s": 1, "min": 60}[unit]
+
+
+def _duration(seconds: float) -> str:  # as run_notebooks.py writes the README's table
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def teachers_time_table(readme: str) -> str:
+    """The teachers' table, one row per notebook, from the README's notebook budget table:
+    the wall time in each measured profile, the peak memory in `cpu`, and the totals."""
+    start, end = _between(readme, BUDGET_MARKERS, "README.md")
+    rows = [line.strip("|").split("|") for line in readme[start:end].splitlines() if line.startswith("| ")]
+    header = [cell.strip() for cell in rows[0]]
+    records = [dict(zip(header, (cell.strip() for cell in row))) for row in rows[1:]]
+    profiles = list(dict.fromkeys(record["profile"] for record in records))
+    notebooks = list(dict.fromkeys(record["notebook"] for record in records))
+    by_key = {(record["notebook"], record["profile"]): record for record in records}
+    lines = ["| notebook | " + " | ".join(f"`{p}` wall time" for p in profiles) + " | `cpu` peak memory |",
+             "|---" * (len(profiles) + 2) + "|"]
+    for notebook in notebooks:
+        times = [by_key[(notebook, p)]["wall time"] if (notebook, p) in by_key else "not measured" for p in profiles]
+        memory = by_key[(notebook, "cpu")]["peak memory"] if (notebook, "cpu") in by_key else "not measured"
+        lines.append(f"| {notebook} | " + " | ".join(times) + f" | {memory} |")
+    totals = [_duration(sum(_seconds(r["wall time"]) for r in records if r["profile"] == p)) for p in profiles]
+    lines.append("| **all notebooks** | " + " | ".join(totals) + " | |")
+    return "\n" + "\n".join(lines) + "\n"
+
+
+def _exercises_section(notebook) -> str:
+    """A notebook's markdown from `## Exercises` to `## Solutions`: the exercises' list, whose
+    items may be split over several cells (one per self-checked exercise)."""
+    text = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "markdown")
+    match = re.search(r"^## Exercises\b(.*?)(?=^## Solutions\b|\Z)", text, re.M | re.S)
+    return match[1] if match else ""
+
+
+def teachers_exercise_table(notebooks: Path = NOTEBOOKS, exercises: Path = EXERCISES_TOML) -> str:
+    """One row per notebook: its self-checked exercises (from the package's exercises.toml),
+    the numbers of its written exercises (the rest of its `## Exercises` list), and how
+    many checks for understanding it has."""
+    checked = tomllib.loads(exercises.read_text(encoding="utf-8"))["exercises"] if exercises.is_file() else {}
+    lines = [
+        "| notebook | self-checked exercises: `check`, `hint`, `solution` | written exercises "
+        "| checks for understanding |",
+        "|---|---|---|---|",
+    ]
+    for path in sorted(p for p in notebooks.iterdir() if NOTEBOOK_NAME.fullmatch(p.name)):
+        notebook = _read_notebook(path)
+        number = path.name[:2]
+        ids = sorted((int(key.split(".")[1]), key) for key in checked if key.split(".")[0] == number)
+        items = [int(n) for n in re.findall(r"^(\d+)\. ", _exercises_section(notebook), re.M)]
+        written = [str(n) for n in items if n not in {k for k, _ in ids}]
+        checks = sum("**Check your understanding.**" in cell.source for cell in notebook.cells)
+        link = f"[{path.stem}](../{notebooks.name}/{path.name})"
+        self_checked = "; ".join(f"`{key}` {checked[key]['title']}" for _, key in ids) or "none"
+        lines.append(f"| {link} | {self_checked} | {', '.join(written) or 'none'} | {checks} |")
+    return "\n" + "\n".join(lines) + "\n"
+
+
+def rewrite_teachers_tables(page: Path = TEACHERS_PAGE, readme: Path = REPOSITORY / "README.md") -> None:
+    """Rewrite the generated tables of the teachers' page: time per notebook, and exercises."""
+    text = page.read_text(encoding="utf-8")
+    for markers, table in ((TEACHERS_MARKERS, teachers_time_table(readme.read_text(encoding="utf-8"))),
+                           (EXERCISES_MARKERS, teachers_exercise_table())):
+        start, end = _between(text, markers, str(page))
+        text = text[:start] + table + text[end:]
+    page.write_text(text, encoding="utf-8")
+
+
+# --- command line ---------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python notebooks/student_edition.py",
+        description="Write the student edition of the course notebooks to OUT: the `## Solutions` cells removed, "
+        "the outputs of the exercise cells cleared, everything else as committed (the committed notebooks "
+        "are the teacher's edition).",
+    )
+    parser.add_argument("out", nargs="?", type=Path, metavar="OUT",
+                        help="a new folder outside the repository or under build/, e.g. build/student")
+    parser.add_argument("--without-answers", action="store_true",
+                        help="also remove the answers of the checks for understanding (by default they stay: "
+                        "they are part of the lesson, collapsed under each question)")
+    parser.add_argument("--replace", action="store_true",
+                        help="replace the student edition that this command wrote to OUT before (never other files)")
+    parser.add_argument("--notebooks", type=Path, default=NOTEBOOKS, help=argparse.SUPPRESS)
+    parser.add_argument("--teachers-table", action="store_true",
+                        help=f"rewrite the generated tables of {TEACHERS_PAGE.relative_to(REPOSITORY)} (time per "
+                        "notebook, from the README's budget table; exercises, from the notebooks and "
+                        "covid_tutorial/exercises.toml), and write no edition")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.teachers_table:
+            rewrite_teachers_tables()
+            print(f"rewrote the tables of {TEACHERS_PAGE}: time per notebook from {REPOSITORY / 'README.md'}, "
+                  f"exercises from the notebooks and {EXERCISES_TOML}")
+            return 0
+        if args.out is None:
+            raise Refused("no OUT folder given; run e.g. python notebooks/student_edition.py build/student")
+        edition = write_student_edition(
+            args.out, notebooks=args.notebooks, without_answers=args.without_answers, replace=args.replace
+        )
+    except Refused as refusal:
+        print(f"error: {refusal}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a page or README that cannot be read or written
+        print(f"error: {err.filename}: {err.strerror}; check that the file exists and can be written", file=sys.stderr)
+        return 2
+    for warning in edition.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    checks = edition.checks_for_understanding
+    answers = (f"removed from {edition.answers_removed} of {checks}" if args.without_answers
+               else f"kept in all {checks} (--without-answers removes them)")
+    print(f"wrote the student edition to {args.out}:")
+    print(f"  {edition.notebooks} notebooks in {args.out / args.notebooks.resolve().name}")
+    print(f"  {edition.exercise_cells_cleared} exercise cells cleared of their outputs")
+    print(f"  {edition.solution_cells_removed} solution cells removed, {edition.solution_sections_cut} solution "
+          f"sections cut from cells that keep their other text, {edition.solution_links_unlinked} links to them "
+          "unlinked")
+    print(f"  answers of the checks for understanding: {answers}")
+    print(f"  {len(edition.copied)} files copied beside them: {', '.join(edition.copied)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
