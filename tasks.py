@@ -130,7 +130,9 @@ def main(argv: list[str]) -> int:
     elif command == "test":
         env["COVID_TUTORIAL_PROFILE"] = "ci"
         if not rest:
-            subprocess.run(_script(python, "notebooks/student_edition.py", str(STUDENT_EDITION), "--replace"), cwd=ROOT, check=True)
+            built = subprocess.run(_script(python, "notebooks/student_edition.py", str(STUDENT_EDITION), "--replace"), cwd=ROOT)
+            if built.returncode != 0:
+                return built.returncode
             rest = ["tests", str(STUDENT_EDITION.relative_to(ROOT) / "notebooks")]
         cmd = [str(python), "-m", "pytest", *rest]
     elif command == "notebooks":  # the page profile unless ARGS say --profile

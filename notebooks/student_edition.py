@@ -244,7 +244,7 @@ def check_out_folder(out: Path, notebooks: Path, *, replace: bool = False) -> No
         raise Refused(f"OUT {out} holds the repository {repository}; {fix}")
     if out.is_relative_to(repository):
         top = repository / out.relative_to(repository).parts[0]
-        if not _ignored_by_git(top, repository):
+        if not _ignored_by_git(out / MARKER_FILE, repository):  # a file inside OUT: git then reads OUT as a folder
             where = f"the source folder {top.name}/ of" if top.is_dir() else "a folder git would track in"
             raise Refused(f"OUT {out} is inside {where} the repository; {fix}")
     if out.exists() and not out.is_dir():
