@@ -204,7 +204,8 @@ def write_home_redirect(html_dir: Path, landing_docname: str) -> None:
     target = html.escape(f"{landing_docname}.html")
     html_dir.joinpath("index.html").write_text(
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>Redirecting</title>'
-        f'<meta http-equiv="refresh" content="0; url={target}"><link rel="canonical" href="{target}"></head>'
+        f'<meta http-equiv="refresh" content="0; url={target}"><link rel="canonical" href="{target}">'
+        f'<link rel="icon" href="_static/favicon.svg"></head>'
         f'<body><p>The course starts at <a href="{target}">{target}</a>.</p></body></html>\n',
         encoding="utf-8",
     )
