@@ -13,10 +13,12 @@ import pytest  # noqa: E402
 
 
 def pytest_report_header(config):
-    import importlib.metadata as md
+    from covid_tutorial.colab import OPENCV_DISTRIBUTIONS, installed_versions
 
-    names = ["tensorflow", "keras", "numpy", "pandas", "scikit-learn", "opencv-python-headless", "tf-keras-vis"]
-    return "versions: " + ", ".join(f"{n} {md.version(n)}" for n in names)
+    installed = installed_versions()
+    opencv = [n for n in OPENCV_DISTRIBUTIONS if n in installed]  # Colab has opencv-python, pip gives headless
+    names = ["tensorflow", "keras", "numpy", "pandas", "scikit-learn", *opencv, "tf-keras-vis"]
+    return "versions: " + ", ".join(f"{n} {installed.get(n, 'not installed')}" for n in names)
 
 
 @pytest.fixture(scope="session")
