@@ -15,6 +15,11 @@ check the widgets on Colab's version; it is redone only when pyproject.toml chan
 `test-colab` builds a second one, .venv-colab, with the versions in colab/constraints.txt.
 Needs nothing but Python 3.11 to 3.13 and network access to PyPI the first time.
 
+`notebooks`, `student`, `publish` and `site` run, from the repository root, the modules
+tools.run_notebooks (execute), tools.student_edition, tools.publish and book.build_site.
+The other maintenance commands in tools/ run the same way with .venv's python:
+`.venv/bin/python -m tools.run_notebooks measure`, `-m tools.binder_memory`, `-m tools.profile_cells`.
+
 `test` with no ARGS builds the student edition into build/student and runs nbval on its
 notebooks: their code cells are the committed notebooks' code cells, in order
 (tests/test_student_edition.py checks it), so this runs the teacher's edition too.
@@ -42,6 +47,9 @@ IPYWIDGETS_7_PACKAGES = ["ipywidgets==7.7.*", "ipython_genutils==0.2.*"]
 COLAB_VENV = ROOT / ".venv-colab"
 COLAB_CONSTRAINTS = ROOT / "colab" / "constraints.txt"
 STUDENT_EDITION = ROOT / "build" / "student"
+# The whole suite runs on one worker per core (at most 4: each holds TensorFlow and a kernel),
+# a test file or notebook whole in one worker, so a notebook's cells share their kernel.
+PARALLEL = ["--numprocesses=auto", "--maxprocesses=4", "--dist=loadfile"]
 COMMANDS = ("demo", "test", "notebooks", "site", "student", "publish", "test-colab")
 
 
@@ -103,8 +111,9 @@ def colab_versions_kept(python: Path) -> bool:
     return kept
 
 
-def _script(python: Path, path: str, *args: str) -> list[str]:
-    return [str(python), str(ROOT / path), *args]
+def _module(python: Path, module: str, *args: str) -> list[str]:
+    """`python -m MODULE ARGS`; run with cwd=ROOT, so that `tools` and `book` import from the checkout."""
+    return [str(python), "-m", module, *args]
 
 
 def main(argv: list[str]) -> int:
@@ -130,19 +139,19 @@ def main(argv: list[str]) -> int:
     elif command == "test":
         env["COVID_TUTORIAL_PROFILE"] = "ci"
         if not rest:
-            built = subprocess.run(_script(python, "notebooks/student_edition.py", str(STUDENT_EDITION), "--replace"), cwd=ROOT)
+            built = subprocess.run(_module(python, "tools.student_edition", str(STUDENT_EDITION), "--replace"), cwd=ROOT)
             if built.returncode != 0:
                 return built.returncode
-            rest = ["tests", str(STUDENT_EDITION.relative_to(ROOT) / "notebooks")]
+            rest = [*PARALLEL, "tests", str(STUDENT_EDITION.relative_to(ROOT) / "notebooks")]
         cmd = [str(python), "-m", "pytest", *rest]
     elif command == "notebooks":  # the page profile unless ARGS say --profile
-        cmd = _script(python, "notebooks/run_notebooks.py", "execute", *rest)
+        cmd = _module(python, "tools.run_notebooks", "execute", *rest)
     elif command == "site":
-        cmd = _script(python, "book/build_site.py", *rest)
+        cmd = _module(python, "book.build_site", *rest)
     elif command == "student":
-        cmd = _script(python, "notebooks/student_edition.py", *rest)
+        cmd = _module(python, "tools.student_edition", *rest)
     else:  # publish
-        cmd = _script(python, "notebooks/publish.py", *rest)
+        cmd = _module(python, "tools.publish", *rest)
     return subprocess.run(cmd, cwd=ROOT, env=env).returncode
 
 

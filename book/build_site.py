@@ -1,6 +1,6 @@
 """Build the course site: Sphinx with MyST-NB and the sphinx-book-theme, offline.
 
-    .venv/bin/python book/build_site.py [--out DIR]
+    .venv/bin/python -m book.build_site [--out DIR]     # from the repository root; or: python3 tasks.py site
 
 The pages are the files `book/site.toml` names (the README as the home page, the notebooks in
 course order, the data and docs pages) and a page of the course's citations, gathered from
@@ -26,10 +26,9 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "notebooks"))
-import publish  # noqa: E402  (notebooks/publish.py: course.toml, the one place that says where the course is)
+from tools import publish  # course.toml, the one place that says where the course is
 
+ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 DEFAULT_OUT = ROOT / "build" / "site"
 

@@ -1,18 +1,16 @@
-"""Sphinx configuration of the course site; `book/build_site.py` runs Sphinx with it.
+"""Sphinx configuration of the course site; `python -m book.build_site` runs Sphinx with it.
 
 The pages and their order come from `book/site.toml`, where the course is published from
 `course.toml`. Notebooks are rendered from their committed outputs (MyST-NB, no execution).
 """
 
 import os
-import sys
 from pathlib import Path
 
 from docutils import nodes
 from sphinx import addnodes
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from build_site import ROOT, read_layout, read_published  # noqa: E402
+from book.build_site import ROOT, read_layout, read_published
 
 LAYOUT = read_layout()
 PUBLISHED = read_published()
@@ -66,7 +64,7 @@ def _repository_file_url(path: str, anchor: str) -> str:
 
 
 def _link_repository_files(app, doctree):
-    """A link to a repository file that is not a page (tasks.py, covid_tutorial/registry.toml)
+    """A link to a repository file that is not a page (tasks.py, covid_tutorial/data/registry.toml)
     points at the file in the published repository, or, unpublished, becomes plain text.
     A link to a path that exists nowhere is left to MyST, which warns (and -W fails the build)."""
     docdir = Path(app.env.docname).parent

@@ -1,10 +1,11 @@
 """covid_tutorial: deep learning for COVID-19 detection in chest X-ray and CT images.
 
-The modules follow the learner's path through the course: data (``registry``,
-``download``, ``phantoms``, ``data``, ``splits``, ``inspection``) -> ``models`` -> ``train``
--> ``runs`` -> ``metrics`` -> ``explain`` and friends -> ``figures``, with the workflows
-(``pipeline``, ``compare``), the benchmarks (``bench``) and the command line (``cli``) on top.
-``profiles`` holds the one switch (``ci``, ``cpu``, ``gpu``) that sizes every run.
+The package follows the learner's path through the course: the ``data`` chapter (collections,
+phantoms, one table of images, labels and patients, splits) -> ``models`` and ``feed`` ->
+``train`` and ``metrics`` -> ``runs`` (the RUN folder) -> the ``explain`` chapter,
+``figures``, ``predict``, ``transfer`` -> ``bench`` -> the workflows (``pipeline``,
+``compare``) and the notebooks' ``teaching`` helpers -> the command line (``cli``).
+``profiles`` holds the one switch (``ci``, ``page``, ``cpu``, ``gpu``) that sizes every run.
 docs/architecture.md draws the layers.
 """
 

@@ -6,16 +6,26 @@
   forward pass (``covid-tutorial bench gradcam``);
 - :func:`benchmark_input_pipeline`: tf-keras ImageDataGenerator against the course's
   tf.data pipeline (``covid-tutorial bench pipeline``);
+- :func:`benchmark_image_loading`: reading DATA's images one by one in full against the
+  course's loader and its cache (``covid-tutorial bench load``);
 - :func:`speed_table`: images per second per model with mixed precision and XLA as
   options (``covid-tutorial compare speed``); :func:`measure_inference` also gives the
   comparison its latency column.
+
+Each benchmark returns a result object (``PredictBenchmark``, ``GradcamBenchmark``,
+``InputPipelineBenchmark``, ``ImageLoadingBenchmark``, ``SpeedTable``) that holds its
+figures as attributes and prints as its command prints it: ``print(result)``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
+import json
 import os
+import tempfile
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -23,8 +33,7 @@ import pandas as pd
 import tensorflow as tf
 
 from . import __version__
-from .data import one_hot
-from .images import load_images, to_model_input
+from .data import load_images, one_hot, to_model_input
 from .errors import DataError
 from .explain import Explainer, GradCAM
 from .models import (
@@ -50,22 +59,92 @@ from .train import (
 
 __all__ = [
     "benchmark_predict",
-    "format_benchmark",
+    "PredictBenchmark",
     "benchmark_gradcam",
+    "GradcamBenchmark",
     "benchmark_input_pipeline",
+    "InputPipelineBenchmark",
+    "benchmark_image_loading",
+    "ImageLoadingBenchmark",
     "measure_inference",
     "measure_training",
     "speed_table",
-    "speed_markdown",
-    "format_gradcam_benchmark",
-    "format_input_pipeline_benchmark",
+    "SpeedTable",
     "append_speed_table",
 ]
 
 
+def _load_average() -> float:
+    """The 1-minute load average, NaN where the system does not keep one."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
+# ---------------------------------------------------------------- bench predict
+
+
+@dataclasses.dataclass(eq=False)
+class PredictBenchmark:
+    """What :func:`benchmark_predict` measured; ``str()`` is the Markdown report ``covid-tutorial bench predict`` prints.
+
+    ``latency`` has a row per variant (median, 10th and 90th percentile in ms, first call in s,
+    speed-up against ``model.predict``); ``throughput`` a row per batched variant.
+    """
+
+    run: str
+    backbone: str
+    image_size: int
+    course_predictor: str
+    max_abs_difference: float
+    latency: pd.DataFrame
+    throughput: pd.DataFrame
+    machine: str
+    load_average: tuple[float, float]
+    date: str
+    versions: str
+    repeats: int
+
+    def to_markdown(self) -> str:
+        """What was measured, where, and the two tables, in Markdown."""
+        course = self.latency.loc[self.latency["method"] == "course predictor", "speedup"].iloc[0]
+        lines = [
+            f"{self.backbone} at {self.image_size} px, RUN {self.run}",
+            f"Machine: {self.machine}; 1-minute load average {self.load_average[0]:.1f} at the start, "
+            f"{self.load_average[1]:.1f} at the end (above the core count, other jobs shared the CPU)",
+            f"Software: {self.versions}; measured {self.date}",
+            "",
+            f"Latency of one image ({self.repeats} calls of each variant, taken in turns):",
+            "",
+            "| method | median ms | p10–p90 ms | first call s | speed-up vs model.predict |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for row in self.latency.itertuples():
+            lines.append(
+                f"| {row.method} | {row.median_ms:.1f} | {row.p10_ms:.1f}–{row.p90_ms:.1f} "
+                f"| {row.first_call_s:.1f} | {row.speedup:.2f}× |"
+            )
+        lines += [
+            "",
+            f"Throughput, batches of {int(self.throughput['batch_size'].iloc[0])}:",
+            "",
+            "| method | median s per batch | images/s |",
+            "|---|---:|---:|",
+        ]
+        for row in self.throughput.itertuples():
+            lines.append(f"| {row.method} | {row.median_s:.3f} | {row.images_per_s:.1f} |")
+        lines += [
+            "",
+            f"Course predictor ({self.course_predictor}): {course:.2f}× the speed of model.predict "
+            f"for one image; largest difference in a probability: {self.max_abs_difference:.1e}.",
+        ]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.to_markdown()
+
+
 def benchmark_predict(
     run, *, repeats: int = 30, batch_size: int = 16, batch_repeats: int = 5, warmup: int = 3, progress: bool = True
-) -> dict:
+) -> PredictBenchmark:
     """Latency of one image and throughput of a batch: ``model.predict`` against compiled variants.
 
     The variants are timed in turns (one call of each, then again), so that a machine
@@ -74,13 +153,9 @@ def benchmark_predict(
     timed apart. Weights do not change the arithmetic, so any trained RUN of a backbone
     and image size gives that backbone's figures.
     """
-    import keras
-    import tensorflow as tf
-
-
     loaded = load_run(run)
     model, size = loaded.model, loaded.image_size
-    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    load_before = _load_average()
     rng = np.random.default_rng(0)
     one = rng.integers(0, 256, (1, size, size)).astype(np.uint8)
     many = rng.integers(0, 256, (batch_size, size, size)).astype(np.uint8)
@@ -141,57 +216,66 @@ def benchmark_predict(
             for name, t in batch_times.items()
         ]
     )
-    return {
-        "run": str(loaded.folder),
-        "backbone": loaded.config.backbone,
-        "image_size": size,
-        "course_predictor": f"BatchNorm folded, tf.function, XLA {'on' if course.jit_compile else 'off'}",
-        "max_abs_difference": difference,
-        "latency": latency,
-        "throughput": throughput,
-        "machine": machine_description(),
-        "load_average": (load_before, os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")),
-        "date": _dt.datetime.now().astimezone().isoformat(timespec="minutes"),
-        "versions": f"covid_tutorial {__version__}, TensorFlow {tf.__version__}, Keras {keras.__version__}",
-        "repeats": repeats,
-    }
+    return PredictBenchmark(
+        run=str(loaded.folder),
+        backbone=loaded.config.backbone,
+        image_size=size,
+        course_predictor=f"BatchNorm folded, tf.function, XLA {'on' if course.jit_compile else 'off'}",
+        max_abs_difference=difference,
+        latency=latency,
+        throughput=throughput,
+        machine=machine_description(),
+        load_average=(load_before, _load_average()),
+        date=_dt.datetime.now().astimezone().isoformat(timespec="minutes"),
+        versions=f"covid_tutorial {__version__}, TensorFlow {tf.__version__}, Keras {keras.__version__}",
+        repeats=repeats,
+    )
 
 
-def format_benchmark(result: dict) -> str:
-    """The benchmark as Markdown: what was measured, where, and the two tables."""
-    latency = result["latency"]
-    course = latency.loc[latency["method"] == "course predictor", "speedup"].iloc[0]
-    lines = [
-        f"{result['backbone']} at {result['image_size']} px, RUN {result['run']}",
-        f"Machine: {result['machine']}; 1-minute load average {result['load_average'][0]:.1f} at the start, "
-        f"{result['load_average'][1]:.1f} at the end (above the core count, other jobs shared the CPU)",
-        f"Software: {result['versions']}; measured {result['date']}",
-        "",
-        f"Latency of one image ({result['repeats']} calls of each variant, taken in turns):",
-        "",
-        "| method | median ms | p10–p90 ms | first call s | speed-up vs model.predict |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for row in latency.itertuples():
-        lines.append(
-            f"| {row.method} | {row.median_ms:.1f} | {row.p10_ms:.1f}–{row.p90_ms:.1f} "
-            f"| {row.first_call_s:.1f} | {row.speedup:.2f}× |"
+# ---------------------------------------------------------------- bench gradcam
+
+
+@dataclasses.dataclass(frozen=True)
+class GradcamBenchmark:
+    """What :func:`benchmark_gradcam` measured, in ms and as multiples of one forward pass.
+
+    ``str()`` is what ``covid-tutorial bench gradcam`` prints: :meth:`to_dict` as JSON, then
+    one sentence. The Score-CAM fields are None when Score-CAM was skipped (and then left
+    out of :meth:`to_dict`).
+    """
+
+    model: str
+    image_size: int
+    layer: str
+    machine: str
+    load_average: float
+    date: str
+    repeats: int
+    forward_ms: float
+    gradcam_ms: float
+    gradcam_over_forward: float
+    scorecam_maps: int | None = None
+    scorecam_ms: float | None = None
+    scorecam_over_forward: float | None = None
+
+    def to_dict(self) -> dict:
+        """The figures as a plain dict, without the Score-CAM keys when Score-CAM was skipped."""
+        result = dataclasses.asdict(self)
+        if self.scorecam_ms is None:
+            for key in ("scorecam_maps", "scorecam_ms", "scorecam_over_forward"):
+                del result[key]
+        return result
+
+    def __str__(self) -> str:
+        sentence = (
+            f"Grad-CAM of one image costs {self.gradcam_over_forward:.2f} forward passes "
+            f"({self.gradcam_ms:.1f} ms vs {self.forward_ms:.1f} ms)"
         )
-    lines += [
-        "",
-        f"Throughput, batches of {int(result['throughput']['batch_size'].iloc[0])}:",
-        "",
-        "| method | median s per batch | images/s |",
-        "|---|---:|---:|",
-    ]
-    for row in result["throughput"].itertuples():
-        lines.append(f"| {row.method} | {row.median_s:.3f} | {row.images_per_s:.1f} |")
-    lines += [
-        "",
-        f"Course predictor ({result['course_predictor']}): {course:.2f}× the speed of model.predict "
-        f"for one image; largest difference in a probability: {result['max_abs_difference']:.1e}.",
-    ]
-    return "\n".join(lines)
+        if self.scorecam_ms is not None:
+            sentence += f"; Score-CAM with {self.scorecam_maps} maps costs {self.scorecam_over_forward:.1f}."
+        else:
+            sentence += "."
+        return json.dumps(self.to_dict(), indent=2) + "\n" + sentence
 
 
 def benchmark_gradcam(
@@ -205,7 +289,7 @@ def benchmark_gradcam(
     scorecam_repeats: int = 3,
     layer_name: str | None = None,
     seed: int = 0,
-) -> dict:
+) -> GradcamBenchmark:
     """Time Grad-CAM of one image against one compiled forward pass of the same model.
 
     Both are timed in the same run, after ``warmup`` calls, as the median of ``repeats``
@@ -239,35 +323,57 @@ def benchmark_gradcam(
         run_gradcam()
     forward_s = timed(run_forward, repeats)
     gradcam_s = timed(run_gradcam, repeats)
-    result = {
-        "model": model.name,
-        "image_size": int(size),
-        "layer": cam.layer_name,
-        "machine": machine_description(),
-        "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan"),
-        "date": _dt.datetime.now().astimezone().isoformat(timespec="minutes"),
-        "repeats": repeats,
-        "forward_ms": 1000 * forward_s,
-        "gradcam_ms": 1000 * gradcam_s,
-        "gradcam_over_forward": gradcam_s / forward_s,
-    }
+    measured = dict(
+        model=model.name,
+        image_size=int(size),
+        layer=cam.layer_name,
+        machine=machine_description(),
+        load_average=_load_average(),
+        date=_dt.datetime.now().astimezone().isoformat(timespec="minutes"),
+        repeats=repeats,
+        forward_ms=1000 * forward_s,
+        gradcam_ms=1000 * gradcam_s,
+        gradcam_over_forward=gradcam_s / forward_s,
+    )
     if scorecam_maps:
         scorecam = Explainer(model, "scorecam", layer_name, max_maps=scorecam_maps)
         scorecam(image, 0)  # warm-up: builds predict
         scorecam_s = timed(lambda: scorecam(image, 0), scorecam_repeats)
-        result.update(
-            {
-                "scorecam_maps": scorecam_maps,
-                "scorecam_ms": 1000 * scorecam_s,
-                "scorecam_over_forward": scorecam_s / forward_s,
-            }
+        measured.update(
+            scorecam_maps=scorecam_maps,
+            scorecam_ms=1000 * scorecam_s,
+            scorecam_over_forward=scorecam_s / forward_s,
         )
-    return result
+    return GradcamBenchmark(**measured)
+
+
+# ---------------------------------------------------------------- bench pipeline
+
+
+@dataclasses.dataclass(eq=False)
+class InputPipelineBenchmark:
+    """What :func:`benchmark_input_pipeline` measured: ``table`` has a row per pipeline.
+
+    Columns: ``pipeline``, ``epoch_1_images_per_s``, ``later_epochs_images_per_s`` and
+    ``course_speedup_later_epochs`` (the course pipeline's later-epoch rate over each row's).
+    ``str()`` is the table as ``covid-tutorial bench pipeline`` prints it, with the course
+    pipeline's speed-up over the first row.
+    """
+
+    table: pd.DataFrame
+
+    def __str__(self) -> str:
+        rates = self.table["later_epochs_images_per_s"]
+        ratio = rates.iloc[-1] / rates.iloc[0]
+        return (
+            self.table.to_string(index=False, float_format=lambda v: f"{v:.1f}")
+            + f"\nCourse pipeline against ImageDataGenerator as older tutorials use it (epochs 2+): {ratio:.1f}x"
+        )
 
 
 def benchmark_input_pipeline(
     table: pd.DataFrame, image_size: int = 224, batch_size: int = 32, epochs: int = 3, seed: int = 0
-) -> pd.DataFrame:
+) -> InputPipelineBenchmark:
     """Images per second of the old way and the course's way, on the same images and augmentation.
 
     (a) tf-keras ``ImageDataGenerator.flow_from_dataframe``, as older tutorials load images:
@@ -281,10 +387,6 @@ def benchmark_input_pipeline(
     copy to three channels comes after, in :func:`dataset_from_arrays`). Epoch 1 is reported apart;
     the "later epochs" rate is what a training run of many epochs sees.
     """
-    import time
-
-    import tensorflow as tf
-
     try:
         from tf_keras.preprocessing.image import ImageDataGenerator
     except ImportError:
@@ -344,157 +446,42 @@ def benchmark_input_pipeline(
     result = pd.DataFrame(rows)
     course = result["later_epochs_images_per_s"].iloc[-1]
     result["course_speedup_later_epochs"] = course / result["later_epochs_images_per_s"]
-    return result
+    return InputPipelineBenchmark(result)
 
 
-def measure_inference(model, *, batch_size: int = 16, repeats: int = 20, warmup: int = 2, jit_compile: bool = False) -> dict:
-    """Latency of one image and throughput of a batch, for a compiled forward pass.
+# ---------------------------------------------------------------- bench load
 
-    The forward pass is a ``tf.function`` (XLA-compiled with ``jit_compile``), traced
-    once for any batch size; each timed call waits for its result (``.numpy()``), so a
-    GPU's asynchronous launches are not mistaken for speed. Medians over ``repeats``
-    calls; the first call (tracing, compiling) is timed apart. Weights do not change the
-    arithmetic, so random weights give the same timings as trained ones.
+
+@dataclasses.dataclass(eq=False)
+class ImageLoadingBenchmark:
+    """What :func:`benchmark_image_loading` measured: ``table`` has a row per way of loading.
+
+    Columns: ``load``, ``images``, ``seconds`` and ``cpu_seconds`` (medians), ``images_per_s``,
+    the largest and mean pixel difference from the first way, and ``ratio``: how many times
+    faster than the way named in ``faster_than``. ``str()`` is the Markdown table
+    ``covid-tutorial bench load`` prints, with the machine and its load below it.
     """
-    import tensorflow as tf
 
-    size = int(model.input_shape[1])
-    forward = tf.function(
-        lambda x: model(x, training=False),
-        jit_compile=jit_compile,
-        input_signature=[tf.TensorSpec((None, size, size, 3), tf.float32)],
-    )
-    rng = np.random.default_rng(0)
-    one = tf.constant(rng.uniform(0, 255, (1, size, size, 3)).astype("float32"))
-    batch = tf.constant(rng.uniform(0, 255, (batch_size, size, size, 3)).astype("float32"))
-    first_call = time_call(lambda: forward(one).numpy())
-    forward(batch).numpy()  # XLA compiles once per shape
-    for _ in range(warmup):
-        forward(one).numpy()
-    single = [time_call(lambda: forward(one).numpy()) for _ in range(max(1, repeats))]
-    batched = [time_call(lambda: forward(batch).numpy()) for _ in range(max(3, repeats // 4))]
-    return {
-        "latency_ms": 1000 * float(np.median(single)),
-        "latency_p10_ms": 1000 * float(np.percentile(single, 10)),
-        "latency_p90_ms": 1000 * float(np.percentile(single, 90)),
-        "images_per_s": batch_size / float(np.median(batched)),
-        "first_call_s": first_call,
-    }
+    table: pd.DataFrame
+    image_size: int
+    workers: int
+    repeats: int
+    load_average_before: float
+    load_average_after: float
+    machine: str
 
+    def to_markdown(self) -> str:
+        shown = self.table.copy()
+        shown["ratio"] = [f"{r:.1f}x" if r == r else "" for r in shown["ratio"]]
+        note = (
+            f"\n{self.machine}; {self.workers} workers, {self.image_size} px, median of "
+            f"{self.repeats} run(s); 1-minute load average {self.load_average_before:.2f} "
+            f"before, {self.load_average_after:.2f} after"
+        )
+        return shown.to_markdown(index=False, floatfmt=".3g") + note
 
-def measure_training(model, *, batch_size: int = 16, steps: int = 5, jit_compile: bool = False, learning_rate: float = 1e-4) -> dict:
-    """Images per second of one training step (forward, backward, Adam update) on random data."""
-    size, classes = int(model.input_shape[1]), int(model.output_shape[-1])
-    compile_classifier(model, learning_rate)
-    model.jit_compile = jit_compile
-    rng = np.random.default_rng(1)
-    x = rng.uniform(0, 255, (batch_size, size, size, 3)).astype("float32")
-    y = np.eye(classes, dtype="float32")[rng.integers(0, classes, batch_size)]
-    first_step = time_call(lambda: model.train_on_batch(x, y))
-    model.train_on_batch(x, y)
-    times = [time_call(lambda: model.train_on_batch(x, y)) for _ in range(max(1, steps))]
-    return {"train_images_per_s": batch_size / float(np.median(times)), "train_first_step_s": first_step}
-
-
-def speed_table(
-    models,
-    *,
-    image_size: int | None = None,
-    batch_size: int = 16,
-    precisions=("float32",),
-    xla=(False,),
-    repeats: int = 20,
-    train_steps: int = 5,
-    train: bool = True,
-    progress: bool = True,
-) -> pd.DataFrame:
-    """Images per second of each model under each (precision, XLA) setting, on this device.
-
-    ``precisions`` holds "float32" and/or "mixed_float16"; ``xla`` holds False and/or
-    True. For each model and setting: latency of one image and inference throughput
-    (:func:`measure_inference`) and, with ``train``, training throughput
-    (:func:`measure_training`; the augmentation is left out, as it runs on the host
-    under XLA). ``image_size`` None uses each model's native resolution.
-    """
-    rows = []
-    device = device_name()
-    for name in resolve_models(models):
-        spec = get_backbone(name)
-        size = max(image_size or spec.native_size, spec.min_size)
-        for precision in precisions:
-            for jit in xla:
-                if progress:
-                    print(f"==> {spec.name} at {size} px, {precision}, XLA {'on' if jit else 'off'}", flush=True)
-                keras.backend.clear_session()
-                model = build_for_comparison(
-                    spec.name, 3, size, None, seed=0, mixed_precision=precision == "mixed_float16", augment=False
-                )
-                row = {"model": spec.name, "image_size": size, "batch_size": batch_size, "precision": precision, "xla": bool(jit)}
-                row.update(measure_inference(model, batch_size=batch_size, repeats=repeats, jit_compile=jit))
-                if train:
-                    row.update(measure_training(model, batch_size=batch_size, steps=train_steps, jit_compile=jit))
-                row["device"] = device
-                rows.append(row)
-                del model
-    keras.backend.clear_session()
-    table = pd.DataFrame(rows)
-    table.attrs.update(device=device, date=local_time_now(), versions=software_versions())
-    return table
-
-
-def speed_markdown(table: pd.DataFrame) -> str:
-    """The speed table as Markdown, with what was measured and where."""
-    shown = pd.DataFrame({
-        "model": table["model"],
-        "px": table["image_size"],
-        "batch": table["batch_size"],
-        "precision": table["precision"],
-        "XLA": np.where(table["xla"], "on", "off"),
-        "latency ms (1 image)": table["latency_ms"],
-        "inference images/s": table["images_per_s"],
-        "training images/s": table["train_images_per_s"] if "train_images_per_s" in table else "-",
-    })  # fmt: skip
-    device = table.attrs.get("device", table["device"].iloc[0])
-    about = f"Device: {device}; {table.attrs.get('versions', '')}; measured {table.attrs.get('date', '')}"
-    return about + "\n\n" + shown.to_markdown(index=False, floatfmt=".1f")
-
-
-def format_gradcam_benchmark(result: dict) -> str:
-    """:func:`benchmark_gradcam`'s result as ``covid-tutorial bench gradcam`` prints it: JSON, then one sentence."""
-    import json
-
-    sentence = (
-        f"Grad-CAM of one image costs {result['gradcam_over_forward']:.2f} forward passes "
-        f"({result['gradcam_ms']:.1f} ms vs {result['forward_ms']:.1f} ms)"
-    )
-    if "scorecam_ms" in result:
-        sentence += f"; Score-CAM with {result['scorecam_maps']} maps costs {result['scorecam_over_forward']:.1f}."
-    else:
-        sentence += "."
-    return json.dumps(result, indent=2) + "\n" + sentence
-
-
-def format_input_pipeline_benchmark(result: pd.DataFrame) -> str:
-    """:func:`benchmark_input_pipeline`'s table as text, with the course pipeline's speed-up over the first row."""
-    ratio = result["later_epochs_images_per_s"].iloc[-1] / result["later_epochs_images_per_s"].iloc[0]
-    return (
-        result.to_string(index=False, float_format=lambda v: f"{v:.1f}")
-        + f"\nCourse pipeline against ImageDataGenerator as older tutorials use it (epochs 2+): {ratio:.1f}x"
-    )
-
-
-def append_speed_table(table: pd.DataFrame, folder):
-    """Append :func:`speed_table` rows to ``folder/speed.csv`` (header written once) and return its path.
-
-    Each device adds its own rows, named in the ``device`` column, so one file collects the
-    measurements of several machines.
-    """
-    from pathlib import Path
-
-    path = Path(folder) / "speed.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(path, mode="a", header=not path.is_file(), index=False)
-    return path
+    def __str__(self) -> str:
+        return self.to_markdown()
 
 
 def benchmark_image_loading(
@@ -504,7 +491,7 @@ def benchmark_image_loading(
     workers: int | None = None,
     repeats: int = 1,
     cache_folder=None,
-) -> pd.DataFrame:
+) -> ImageLoadingBenchmark:
     """Seconds to load a table's images three ways, in one run (``covid-tutorial bench load``).
 
     (a) before: one file after the other, every file decoded in full
@@ -521,9 +508,6 @@ def benchmark_image_loading(
     removed afterwards. The pixels of (b) and (c) are compared with those of (a): equal
     for PNG, within a few grey levels for JPEG (the reduced decode).
     """
-    import tempfile
-    from pathlib import Path
-
     load_before = os.getloadavg()[0]  # other work on the machine slows (b) more than (a)
     for path in table["path"]:  # untimed: warm the page cache for every way alike
         Path(path).read_bytes()
@@ -567,7 +551,8 @@ def benchmark_image_loading(
     result = pd.DataFrame(rows)
     result["faster_than"] = ["", names[0], names[1]]
     result["ratio"] = [float("nan"), result["seconds"][0] / result["seconds"][1], result["seconds"][1] / result["seconds"][2]]
-    result.attrs.update(
+    return ImageLoadingBenchmark(
+        table=result,
         image_size=image_size,
         workers=workers or len(os.sched_getaffinity(0)),
         repeats=repeats,
@@ -575,20 +560,143 @@ def benchmark_image_loading(
         load_average_after=os.getloadavg()[0],
         machine=machine_description(),
     )
-    return result
 
 
-def format_image_loading_benchmark(result: pd.DataFrame) -> str:
-    """The table of :func:`benchmark_image_loading` for the terminal."""
-    shown = result.copy()
-    shown["ratio"] = [f"{r:.1f}x" if r == r else "" for r in shown["ratio"]]
-    a = result.attrs
-    note = (
-        f"\n{a.get('machine', '')}; {a.get('workers')} workers, {a.get('image_size')} px, median of "
-        f"{a.get('repeats')} run(s); 1-minute load average {a.get('load_average_before', float('nan')):.2f} "
-        f"before, {a.get('load_average_after', float('nan')):.2f} after"
+# ---------------------------------------------------------------- compare speed
+
+
+def measure_inference(model, *, batch_size: int = 16, repeats: int = 20, warmup: int = 2, jit_compile: bool = False) -> dict:
+    """Latency of one image and throughput of a batch, for a compiled forward pass.
+
+    The forward pass is a ``tf.function`` (XLA-compiled with ``jit_compile``), traced
+    once for any batch size; each timed call waits for its result (``.numpy()``), so a
+    GPU's asynchronous launches are not mistaken for speed. Medians over ``repeats``
+    calls; the first call (tracing, compiling) is timed apart. Weights do not change the
+    arithmetic, so random weights give the same timings as trained ones.
+    """
+    size = int(model.input_shape[1])
+    forward = tf.function(
+        lambda x: model(x, training=False),
+        jit_compile=jit_compile,
+        input_signature=[tf.TensorSpec((None, size, size, 3), tf.float32)],
     )
-    return shown.to_markdown(index=False, floatfmt=".3g") + note
+    rng = np.random.default_rng(0)
+    one = tf.constant(rng.uniform(0, 255, (1, size, size, 3)).astype("float32"))
+    batch = tf.constant(rng.uniform(0, 255, (batch_size, size, size, 3)).astype("float32"))
+    first_call = time_call(lambda: forward(one).numpy())
+    forward(batch).numpy()  # XLA compiles once per shape
+    for _ in range(warmup):
+        forward(one).numpy()
+    single = [time_call(lambda: forward(one).numpy()) for _ in range(max(1, repeats))]
+    batched = [time_call(lambda: forward(batch).numpy()) for _ in range(max(3, repeats // 4))]
+    return {
+        "latency_ms": 1000 * float(np.median(single)),
+        "latency_p10_ms": 1000 * float(np.percentile(single, 10)),
+        "latency_p90_ms": 1000 * float(np.percentile(single, 90)),
+        "images_per_s": batch_size / float(np.median(batched)),
+        "first_call_s": first_call,
+    }
 
 
-__all__ += ["benchmark_image_loading", "format_image_loading_benchmark"]
+def measure_training(model, *, batch_size: int = 16, steps: int = 5, jit_compile: bool = False, learning_rate: float = 1e-4) -> dict:
+    """Images per second of one training step (forward, backward, Adam update) on random data."""
+    size, classes = int(model.input_shape[1]), int(model.output_shape[-1])
+    compile_classifier(model, learning_rate)
+    model.jit_compile = jit_compile
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0, 255, (batch_size, size, size, 3)).astype("float32")
+    y = np.eye(classes, dtype="float32")[rng.integers(0, classes, batch_size)]
+    first_step = time_call(lambda: model.train_on_batch(x, y))
+    model.train_on_batch(x, y)
+    times = [time_call(lambda: model.train_on_batch(x, y)) for _ in range(max(1, steps))]
+    return {"train_images_per_s": batch_size / float(np.median(times)), "train_first_step_s": first_step}
+
+
+@dataclasses.dataclass(eq=False)
+class SpeedTable:
+    """What :func:`speed_table` measured: ``table`` has a row per (model, precision, XLA) setting.
+
+    Columns: ``model``, ``image_size``, ``batch_size``, ``precision``, ``xla``, the figures of
+    :func:`measure_inference` (and of :func:`measure_training` unless inference only) and
+    ``device``. ``str()`` is the Markdown table ``covid-tutorial compare speed`` prints, with
+    what was measured and where; :func:`append_speed_table` adds the rows to a CSV.
+    """
+
+    table: pd.DataFrame
+    device: str
+    date: str
+    versions: str
+
+    def to_markdown(self) -> str:
+        table = self.table
+        shown = pd.DataFrame({
+            "model": table["model"],
+            "px": table["image_size"],
+            "batch": table["batch_size"],
+            "precision": table["precision"],
+            "XLA": np.where(table["xla"], "on", "off"),
+            "latency ms (1 image)": table["latency_ms"],
+            "inference images/s": table["images_per_s"],
+            "training images/s": table["train_images_per_s"] if "train_images_per_s" in table else "-",
+        })  # fmt: skip
+        about = f"Device: {self.device}; {self.versions}; measured {self.date}"
+        return about + "\n\n" + shown.to_markdown(index=False, floatfmt=".1f")
+
+    def __str__(self) -> str:
+        return self.to_markdown()
+
+
+def speed_table(
+    models,
+    *,
+    image_size: int | None = None,
+    batch_size: int = 16,
+    precisions=("float32",),
+    xla=(False,),
+    repeats: int = 20,
+    train_steps: int = 5,
+    train: bool = True,
+    progress: bool = True,
+) -> SpeedTable:
+    """Images per second of each model under each (precision, XLA) setting, on this device.
+
+    ``precisions`` holds "float32" and/or "mixed_float16"; ``xla`` holds False and/or
+    True. For each model and setting: latency of one image and inference throughput
+    (:func:`measure_inference`) and, with ``train``, training throughput
+    (:func:`measure_training`; the augmentation is left out, as it runs on the host
+    under XLA). ``image_size`` None uses each model's native resolution.
+    """
+    rows = []
+    device = device_name()
+    for name in resolve_models(models):
+        spec = get_backbone(name)
+        size = max(image_size or spec.native_size, spec.min_size)
+        for precision in precisions:
+            for jit in xla:
+                if progress:
+                    print(f"==> {spec.name} at {size} px, {precision}, XLA {'on' if jit else 'off'}", flush=True)
+                keras.backend.clear_session()
+                model = build_for_comparison(
+                    spec.name, 3, size, None, seed=0, mixed_precision=precision == "mixed_float16", augment=False
+                )
+                row = {"model": spec.name, "image_size": size, "batch_size": batch_size, "precision": precision, "xla": bool(jit)}
+                row.update(measure_inference(model, batch_size=batch_size, repeats=repeats, jit_compile=jit))
+                if train:
+                    row.update(measure_training(model, batch_size=batch_size, steps=train_steps, jit_compile=jit))
+                row["device"] = device
+                rows.append(row)
+                del model
+    keras.backend.clear_session()
+    return SpeedTable(pd.DataFrame(rows), device=device, date=local_time_now(), versions=software_versions())
+
+
+def append_speed_table(speed: SpeedTable, folder) -> Path:
+    """Append the rows of :func:`speed_table` to ``folder/speed.csv`` (header written once) and return its path.
+
+    Each device adds its own rows, named in the ``device`` column, so one file collects the
+    measurements of several machines.
+    """
+    path = Path(folder) / "speed.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    speed.table.to_csv(path, mode="a", header=not path.is_file(), index=False)
+    return path

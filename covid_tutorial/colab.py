@@ -8,8 +8,9 @@ rely on. So the notebooks' setup cell installs the package without its dependenc
 then calls :func:`install_missing_requirements`, which installs only the requirements
 that nothing installed satisfies. Any OpenCV distribution satisfies the OpenCV requirement.
 
-This module imports only the standard library and ``packaging``: it runs before the
-course's dependencies are installed.
+This module imports only the standard library, ``packaging`` and :mod:`covid_tutorial.system`
+(standard library only at import): it runs before the course's dependencies are installed.
+Whether this process runs on Colab is :func:`covid_tutorial.system.running_on_colab`.
 """
 
 from __future__ import annotations
@@ -18,15 +19,12 @@ import importlib.metadata
 import subprocess
 import sys
 from collections.abc import Mapping
-from pathlib import Path
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 __all__ = [
     "OPENCV_DISTRIBUTIONS",
-    "running_on_colab",
-    "colab_session_dir",
     "installed_versions",
     "requirements_to_install",
     "install_missing_requirements",
@@ -40,16 +38,6 @@ OPENCV_DISTRIBUTIONS = (
     "opencv-contrib-python",
     "opencv-contrib-python-headless",
 )
-
-
-def running_on_colab() -> bool:
-    """Whether this process is a Colab kernel (Colab imports ``google.colab`` at start)."""
-    return "google.colab" in sys.modules
-
-
-def colab_session_dir() -> Path:
-    """Colab's working folder, kept for the session and shown in its Files panel."""
-    return Path("/content")
 
 
 def installed_versions() -> dict[str, str]:

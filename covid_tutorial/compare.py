@@ -22,6 +22,7 @@ Teaching material only: not for clinical use.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import gc
 import hashlib
 import io
@@ -35,12 +36,20 @@ import numpy as np
 import pandas as pd
 
 from .bench import measure_inference
-from .data import dataset_from_arrays, load_dataset, one_hot
-from .download import dataset_location
+from .data import (
+    CLASS_NAMES,
+    VALIDATION_FRACTION,
+    comparison_folds,
+    dataset_location,
+    load_dataset,
+    load_images,
+    one_hot,
+    shared_patients,
+    validation_rows,
+)
 from .errors import CourseError, DataError, RunError
+from .feed import EpochBatches, HostAugmentedBatches, dataset_from_arrays
 from .figures import figure_to_png, plot_pareto
-from .images import load_images
-from .labels import CLASS_NAMES
 from .metrics import (
     INTERVAL_METHOD,
     KEY_COLUMNS,
@@ -53,13 +62,7 @@ from .metrics import (
     summary_table,
 )
 from .models import get_backbone, resolve_models
-from .profiles import get_profile
-from .splits import (
-    VALIDATION_FRACTION,
-    comparison_folds,
-    shared_patients,
-    validation_rows,
-)
+from .profiles import TrainingSettings, get_profile
 from .system import (
     device_name,
     local_time_now,
@@ -67,9 +70,7 @@ from .system import (
     software_versions,
 )
 from .train import (
-    EpochBatches,
     ExecutionOptions,
-    HostAugmentedBatches,
     build_for_comparison,
     class_weights,
     distribution_strategy,
@@ -118,7 +119,7 @@ RUN_COLUMNS = [
 ]  # fmt: skip
 MUST_MATCH = (
     "data_fingerprint", "class_names", "folds", "seed", "image_size", "batch_size", "head_epochs",
-    "fine_tune_epochs", "learning_rate", "weights", "mixed_precision", "validation_fraction", "replicas",
+    "fine_tune_epochs", "learning_rate", "weights", "two_stages", "mixed_precision", "validation_fraction", "replicas",
 )  # fmt: skip
 
 
@@ -315,6 +316,12 @@ def _manifest_settings(settings: dict) -> dict:
     return json.loads(json.dumps(settings, default=str))
 
 
+def _recorded_settings(saved: dict) -> dict:
+    """The settings of a ``comparison.json``; those written before ``two_stages`` was recorded
+    trained in two stages exactly when they had weights."""
+    return {"two_stages": saved.get("weights") is not None, **saved}
+
+
 def _check_manifest(out: Path, settings: dict, command: str | None) -> dict:
     path = out / MANIFEST
     if not path.is_file():
@@ -335,7 +342,8 @@ def _check_manifest(out: Path, settings: dict, command: str | None) -> dict:
             saved = json.loads(path.read_text())
         except ValueError as err:
             raise RunError(f"{path}: unreadable ({err}). Remove it or use another --out.") from None
-        changed = {key: (saved["settings"].get(key), settings.get(key)) for key in MUST_MATCH if saved["settings"].get(key) != settings.get(key)}
+        recorded = _recorded_settings(saved["settings"])
+        changed = {key: (recorded.get(key), settings.get(key)) for key in MUST_MATCH if recorded.get(key) != settings.get(key)}
         if changed:
             detail = "; ".join(f"{k}: was {old!r}, now {new!r}" for k, (old, new) in changed.items())
             raise RunError(
@@ -387,6 +395,73 @@ class _ImageCache:
         return self.images
 
 
+@dataclasses.dataclass(frozen=True)
+class _Round:
+    """One (repeat, fold) round of the protocol: its seeds, and the rows it fits on, validates
+    on (a patient-grouped share of the training folds) and tests on (the fold)."""
+
+    repeat: int
+    fold: int
+    split_seed: int
+    train_seed: int
+    fit: np.ndarray  # row indices
+    val: np.ndarray  # row indices
+    test: np.ndarray  # a mask over the rows
+
+    @classmethod
+    def of(cls, folds_table: pd.DataFrame, repeat: int, fold: int, seed: int, validation_fraction: float) -> "_Round":
+        train_seed = seed + 1000 * repeat + fold
+        test = (folds_table[f"fold_{repeat}"] == fold).to_numpy()
+        train = np.flatnonzero(~test)
+        val = validation_rows(folds_table.iloc[train], seed=train_seed, fraction=validation_fraction)
+        return cls(repeat, fold, seed + repeat, train_seed, train[~val], train[val], test)
+
+
+def _train_round(spec, images, folds_table, class_names, round_: _Round, settings: TrainingSettings, strategy, *,
+                 mixed_precision: bool, xla: bool, eager: bool, callbacks) -> tuple:  # fmt: skip
+    """Build the round's model and train it; returns (model, history, seconds of training and recalibration)."""
+    labels = one_hot(folds_table["label"], class_names)
+    keras.backend.clear_session()
+    seed_everything(round_.train_seed)
+    with strategy.scope():
+        model = build_for_comparison(
+            spec.name, len(class_names), int(images.shape[1]), settings.weights, seed=round_.train_seed,
+            mixed_precision=mixed_precision, augment=not xla,
+        )  # fmt: skip
+    step_batch = global_batch_size(settings.batch_size, strategy)
+    batches = (HostAugmentedBatches if xla else EpochBatches)(
+        images[round_.fit], labels[round_.fit], batch_size=step_batch, seed=round_.train_seed
+    )
+    val_ds = dataset_from_arrays(images[round_.val], labels[round_.val], batch_size=step_batch)
+    start = time.perf_counter()
+    history = train_two_stage(
+        model, batches, val_ds,
+        pretrained=settings.two_stages,
+        head_epochs=settings.head_epochs,
+        fine_tune_epochs=settings.fine_tune_epochs,
+        learning_rate=settings.learning_rate,
+        class_weight=class_weights(folds_table["label"].iloc[round_.fit], class_names),
+        fine_tune_layers=settings.fine_tune_layers,
+        verbose=0,
+        callbacks=[ExecutionOptions(run_eagerly=eager, jit_compile=xla), *callbacks],
+    )  # fmt: skip
+    if strategy.num_replicas_in_sync > 1:  # predict and time on one device, as the results of one GPU
+        model = inference_copy(model)
+    if settings.weights is None:  # from scratch: running BatchNorm statistics from the training fold
+        recalibrate_batchnorm(model, images[round_.fit], batch_size=settings.batch_size)
+    return model, history, time.perf_counter() - start
+
+
+def _test_round(model, images, folds_table, class_names, round_: _Round, batch_size: int) -> pd.DataFrame:
+    """The round's scores on its test fold (no bootstrap: the intervals come from the rounds)."""
+    test_batches = dataset_from_arrays(images[round_.test], batch_size=batch_size)  # float32 RGB batch by batch
+    probabilities = np.asarray(model.predict(test_batches, verbose=0), dtype=float)
+    y_true = np.array([class_names.index(label) for label in folds_table["label"][round_.test]])
+    return classification_metrics(
+        y_true, probabilities, class_names, groups=folds_table["patient_id"][round_.test], n_bootstrap=0
+    )
+
+
 def run_one(
     model_name: str,
     images: np.ndarray,
@@ -395,7 +470,8 @@ def run_one(
     *,
     repeat: int,
     fold: int,
-    settings: dict,
+    settings: TrainingSettings,
+    validation_fraction: float = VALIDATION_FRACTION,
     mixed_precision: bool = False,
     xla: bool = False,
     eager: bool = False,
@@ -406,68 +482,34 @@ def run_one(
 ) -> tuple[dict, dict]:
     """Train ``model_name`` on every fold but ``fold`` of ``repeat``, test it on ``fold``; one results row.
 
-    The training fold loses a patient-grouped validation share (early stopping, the best
-    epoch's weights); test patients are never seen in training. Without pretrained
-    weights, BatchNorm's running statistics are then recomputed on the training images
-    (:func:`covid_tutorial.explain.recalibrate_batchnorm`): after the few steps of a small
+    ``settings``: the comparison's :class:`~covid_tutorial.profiles.TrainingSettings` (its seed
+    is the comparison's; the image size is that of ``images``). The training fold loses a
+    patient-grouped validation share (early stopping, the best epoch's weights); test
+    patients are never seen in training. Without pretrained weights, BatchNorm's running
+    statistics are then recomputed on the training images
+    (:func:`covid_tutorial.train.recalibrate_batchnorm`): after the few steps of a small
     run they still remember their initial values. Returns (row, latency):
     pass the latency back in to skip timing the same model again in this process.
     """
     spec = get_backbone(model_name)
-    size = int(images.shape[1])
-    split_seed = settings["seed"] + repeat
-    train_seed = settings["seed"] + 1000 * repeat + fold
-    test = (folds_table[f"fold_{repeat}"] == fold).to_numpy()
-    train_idx = np.flatnonzero(~test)
-    val = validation_rows(folds_table.iloc[train_idx], seed=train_seed, fraction=settings["validation_fraction"])
-    fit_idx, val_idx = train_idx[~val], train_idx[val]
-    labels = one_hot(folds_table["label"], class_names)
-
-    keras.backend.clear_session()
-    seed_everything(train_seed)
-    strategy = strategy or distribution_strategy(None)
-    with strategy.scope():
-        model = build_for_comparison(
-            spec.name, len(class_names), size, settings["weights"], seed=train_seed, mixed_precision=mixed_precision, augment=not xla
-        )
-    step_batch = global_batch_size(settings["batch_size"], strategy)
-    batches = (HostAugmentedBatches if xla else EpochBatches)(
-        images[fit_idx], labels[fit_idx], batch_size=step_batch, seed=train_seed
-    )
-    val_ds = dataset_from_arrays(images[val_idx], labels[val_idx], batch_size=step_batch)
-    start = time.perf_counter()
-    history = train_two_stage(
-        model, batches, val_ds,
-        pretrained=settings["weights"] is not None,
-        head_epochs=settings["head_epochs"],
-        fine_tune_epochs=settings["fine_tune_epochs"],
-        learning_rate=settings["learning_rate"],
-        class_weight=class_weights(folds_table["label"].iloc[fit_idx], class_names),
-        verbose=0,
-        callbacks=[ExecutionOptions(run_eagerly=eager, jit_compile=xla), *callbacks],
+    round_ = _Round.of(folds_table, repeat, fold, settings.seed, validation_fraction)
+    model, history, train_seconds = _train_round(
+        spec, images, folds_table, class_names, round_, settings, strategy or distribution_strategy(None),
+        mixed_precision=mixed_precision, xla=xla, eager=eager, callbacks=callbacks,
     )  # fmt: skip
-    if strategy.num_replicas_in_sync > 1:  # predict and time on one device, as the results of one GPU
-        model = inference_copy(model)
-    if settings["weights"] is None:  # from scratch: running BatchNorm statistics from the training fold
-        recalibrate_batchnorm(model, images[fit_idx], batch_size=settings["batch_size"])
-    train_seconds = time.perf_counter() - start
-    test_batches = dataset_from_arrays(images[test], batch_size=settings["batch_size"])  # float32 RGB batch by batch
-    probabilities = np.asarray(model.predict(test_batches, verbose=0), dtype=float)
-    y_true = np.array([class_names.index(label) for label in folds_table["label"][test]])
-    scores = classification_metrics(
-        y_true, probabilities, class_names, groups=folds_table["patient_id"][test], n_bootstrap=0
-    )
+    scores = _test_round(model, images, folds_table, class_names, round_, settings.batch_size)
     if latency is None:
-        latency = measure_inference(model, batch_size=settings["batch_size"], repeats=latency_repeats, jit_compile=xla)
+        latency = measure_inference(model, batch_size=settings.batch_size, repeats=latency_repeats, jit_compile=xla)
+    test = round_.test
     row = {
-        "model": spec.name, "repeat": repeat, "fold": fold, "split_seed": split_seed, "train_seed": train_seed,
-        "image_size": size, "weights": settings["weights"] or "none",
+        "model": spec.name, "repeat": repeat, "fold": fold, "split_seed": round_.split_seed,
+        "train_seed": round_.train_seed, "image_size": int(images.shape[1]), "weights": settings.weights or "none",
         "precision": "mixed_float16" if mixed_precision else "float32", "xla": bool(xla), "eager": bool(eager),
-        "batch_size": settings["batch_size"], "epochs_trained": len(history),
-        "n_train_images": int(len(train_idx)), "n_val_images": int(len(val_idx)), "n_test_images": int(test.sum()),
-        "n_test_patients": int(folds_table["patient_id"][test].nunique()), "params": int(model.count_params()),
-        "train_s": train_seconds, "latency_ms": latency["latency_ms"], "images_per_s": latency["images_per_s"],
-        "device": device_name(), "finished": local_time_now(),
+        "batch_size": settings.batch_size, "epochs_trained": len(history),
+        "n_train_images": int(len(round_.fit) + len(round_.val)), "n_val_images": int(len(round_.val)),
+        "n_test_images": int(test.sum()), "n_test_patients": int(folds_table["patient_id"][test].nunique()),
+        "params": int(model.count_params()), "train_s": train_seconds, "latency_ms": latency["latency_ms"],
+        "images_per_s": latency["images_per_s"], "device": device_name(), "finished": local_time_now(),
     }  # fmt: skip
     for class_name, metric, value in scores[["class", "metric", "value"]].itertuples(index=False):
         row[metric_column(class_name, metric)] = float(value)
@@ -483,6 +525,65 @@ def comparison_tasks(models, repeats: int, folds: int) -> list[tuple[int, int, s
     """(repeat, fold, model) in the order they run: every model on a round before the next round,
     so that a comparison stopped early still compares every model on the same rounds."""
     return [(r, k, m) for r in range(repeats) for k in range(folds) for m in models]
+
+
+def _comparison_table(data, out: Path, reading: dict) -> tuple[pd.DataFrame, str]:
+    """The images to compare on, and how the manifest names them."""
+    if isinstance(data, pd.DataFrame):
+        return data.reset_index(drop=True), f"a table of {len(data)} images"
+    refuse_output_inside(out, dataset_location(data))
+    return load_dataset(data, **reading), str(data)
+
+
+def _comparison_settings(table: pd.DataFrame, data_name: str, training: TrainingSettings, *, folds: int,
+                         repeats: int, mixed_precision: bool, replicas: int) -> dict:  # fmt: skip
+    """The settings of ``comparison.json``: the data, the protocol and the training every model shares."""
+    task = table.attrs.get("classes", CLASS_NAMES)  # the task's classes, in output order
+    settings = {
+        "data": data_name,
+        "data_fingerprint": data_fingerprint(table),
+        "n_images": int(len(table)),
+        "n_patients": int(table["patient_id"].nunique()),
+        "class_names": [name for name in task if name in set(table["label"])],
+        "folds": int(folds),
+        "repeats": int(repeats),
+        "seed": training.seed,
+        "image_size": training.image_size or "native",
+        "batch_size": training.batch_size,
+        "head_epochs": training.head_epochs,
+        "fine_tune_epochs": training.fine_tune_epochs,
+        "learning_rate": training.learning_rate,
+        "weights": training.weights,
+        "two_stages": training.two_stages,
+        "mixed_precision": bool(mixed_precision),
+        "validation_fraction": VALIDATION_FRACTION,
+        "profile": training.profile,
+    }
+    if replicas > 1:  # absent for one device, so older folders still match
+        settings["replicas"] = replicas
+    return settings
+
+
+def _start_comparison(out: Path, table: pd.DataFrame, settings: dict, command: str | None) -> pd.DataFrame:
+    """Create or check ``comparison.json`` and ``folds.csv`` in ``out``; return every image's folds."""
+    out.mkdir(parents=True, exist_ok=True)
+    _check_manifest(out, _manifest_settings(settings), command)
+    folds_table = comparison_folds(table, settings["folds"], settings["repeats"], settings["seed"])
+    for r in range(settings["repeats"]):
+        leaked = shared_patients(folds_table[f"fold_{r}"], folds_table["patient_id"])
+        if leaked:  # pragma: no cover - patient_folds checks this too
+            raise DataError(f"patients {leaked[:5]} are in two folds of repeat {r}.")
+    _check_folds(out, folds_table, settings["repeats"])
+    return folds_table
+
+
+def _runs_to_do(out: Path, models, settings: dict, shard) -> tuple[list[tuple[int, int, str]], int]:
+    """This machine's (repeat, fold, model) runs not yet in any results file, and how many it has in all."""
+    tasks = comparison_tasks(models, settings["repeats"], settings["folds"])
+    if shard is not None:
+        tasks = [task for i, task in enumerate(tasks) if i % shard[1] == shard[0] - 1]
+    done = set(map(tuple, read_results(out)[KEY_COLUMNS].itertuples(index=False)))
+    return [(r, k, m) for r, k, m in tasks if (m, r, k) not in done], len(tasks)
 
 
 def run_comparison(
@@ -531,9 +632,11 @@ def run_comparison(
     ``results-shard<i>of<n>.csv``; ``results_file`` names the file instead. Copy the
     files into one folder and they merge when read (:func:`read_results`).
 
-    Defaults come from the profile: image size (None in ``gpu``: each model's native
-    size), weights, batch size, epochs, learning rate, folds, repeats. ``max_runs`` stops
-    after that many new runs; ``on_result(row)`` is called after each one is saved.
+    Defaults come from the profile, as for ``covid-tutorial train``
+    (:meth:`~covid_tutorial.profiles.TrainingSettings.resolve`): image size (None in ``gpu``:
+    each model's native size), weights, two stages or one, batch size, epochs, learning
+    rate; and folds, repeats. ``max_runs`` stops after that many new runs; ``on_result(row)``
+    is called after each one is saved.
     ``eager`` runs the training steps without building a graph, which is faster only
     for the tiny runs of the ``ci`` profile. ``distribute="mirrored"`` trains each model on
     every visible GPU (or ``devices``) with ``batch_size`` images per GPU; the number of
@@ -543,55 +646,22 @@ def run_comparison(
     out = Path(out)
     models = resolve_models(models)
     shard = parse_shard(shard) if isinstance(shard, (str, type(None))) else tuple(shard)
-    if isinstance(data, pd.DataFrame):
-        table, data_name = data.reset_index(drop=True), f"a table of {len(data)} images"
-    else:
-        refuse_output_inside(out, dataset_location(data))
-        table = load_dataset(
-            data, image_dir, collection=collection, classes=classes, label_map=label_map, unmapped=unmapped
-        )
-        data_name = str(data)
-    task = table.attrs.get("classes", CLASS_NAMES)  # the task's classes, in output order
-    class_names = [name for name in task if name in set(table["label"])]
-    settings = {
-        "data": data_name,
-        "data_fingerprint": data_fingerprint(table),
-        "n_images": int(len(table)),
-        "n_patients": int(table["patient_id"].nunique()),
-        "class_names": class_names,
-        "folds": int(folds or profile.folds),
-        "repeats": int(repeats or profile.repeats),
-        "seed": int(seed),
-        "image_size": image_size or profile.image_size or "native",
-        "batch_size": int(batch_size or profile.batch_size),
-        "head_epochs": int(profile.head_epochs if head_epochs is None else head_epochs),
-        "fine_tune_epochs": int(profile.fine_tune_epochs if fine_tune_epochs is None else fine_tune_epochs),
-        "learning_rate": float(learning_rate or profile.learning_rate),
-        "weights": profile.weights,
-        "mixed_precision": bool(mixed_precision),
-        "validation_fraction": VALIDATION_FRACTION,
-        "profile": profile.name,
-    }
+    training = TrainingSettings.resolve(
+        profile, image_size=image_size, batch_size=batch_size, head_epochs=head_epochs,
+        fine_tune_epochs=fine_tune_epochs, learning_rate=learning_rate, seed=seed,
+    )  # fmt: skip
+    reading = dict(images=image_dir, collection=collection, classes=classes, label_map=label_map, unmapped=unmapped)
+    table, data_name = _comparison_table(data, out, reading)
     strategy = distribution_strategy(distribute, devices)
-    if strategy.num_replicas_in_sync > 1:  # absent for one device, so older folders still match
-        settings["replicas"] = strategy.num_replicas_in_sync
-    out.mkdir(parents=True, exist_ok=True)
-    _check_manifest(out, _manifest_settings(settings), command)
-    folds_table = comparison_folds(table, settings["folds"], settings["repeats"], settings["seed"])
-    for r in range(settings["repeats"]):
-        leaked = shared_patients(folds_table[f"fold_{r}"], folds_table["patient_id"])
-        if leaked:  # pragma: no cover - patient_folds checks this too
-            raise DataError(f"patients {leaked[:5]} are in two folds of repeat {r}.")
-    _check_folds(out, folds_table, settings["repeats"])
-    results_path = out / results_file_name(shard, results_file)
-    columns = results_columns(class_names)
-    tasks = comparison_tasks(models, settings["repeats"], settings["folds"])
-    if shard is not None:
-        tasks = [task for i, task in enumerate(tasks) if i % shard[1] == shard[0] - 1]
-    done = set(map(tuple, read_results(out)[KEY_COLUMNS].itertuples(index=False)))
-    todo = [(r, k, m) for r, k, m in tasks if (m, r, k) not in done]
+    settings = _comparison_settings(
+        table, data_name, training, folds=folds or profile.folds, repeats=repeats or profile.repeats,
+        mixed_precision=mixed_precision, replicas=strategy.num_replicas_in_sync,
+    )  # fmt: skip
+    folds_table = _start_comparison(out, table, settings, command)
+    results_path, columns = out / results_file_name(shard, results_file), results_columns(settings["class_names"])
+    todo, planned = _runs_to_do(out, models, settings, shard)
     if progress:
-        print(f"==> {len(tasks) - len(todo)} of {len(tasks)} runs already in {out}; {len(todo)} to do "
+        print(f"==> {planned - len(todo)} of {planned} runs already in {out}; {len(todo)} to do "
               f"({len(models)} models, {settings['folds']} folds x {settings['repeats']} repeats) on {device_name()}",
               flush=True)  # fmt: skip
     if max_runs is not None:
@@ -599,13 +669,12 @@ def run_comparison(
     images = _ImageCache(folds_table, progress)
     latencies = _LATENCIES  # weights do not change the timing: one measurement per model and setting per process
     for number, (repeat, fold, name) in enumerate(todo, start=1):
-        spec = get_backbone(name)
-        size = max(int(settings["image_size"]) if settings["image_size"] != "native" else spec.native_size, spec.min_size)
-        key = (name, size, settings["batch_size"], mixed_precision, xla, latency_repeats)
+        run_settings = training.for_backbone(get_backbone(name))
+        key = (name, run_settings.image_size, run_settings.batch_size, mixed_precision, xla, latency_repeats)
         row, latencies[key] = run_one(
-            name, images.get(size), folds_table, class_names, repeat=repeat, fold=fold, settings=settings,
-            mixed_precision=mixed_precision, xla=xla, eager=eager, latency=latencies.get(key),
-            latency_repeats=latency_repeats, strategy=strategy,
+            name, images.get(run_settings.image_size), folds_table, settings["class_names"], repeat=repeat,
+            fold=fold, settings=run_settings, mixed_precision=mixed_precision, xla=xla, eager=eager,
+            latency=latencies.get(key), latency_repeats=latency_repeats, strategy=strategy,
         )  # fmt: skip
         append_result(results_path, row, columns)
         if progress:

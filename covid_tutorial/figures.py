@@ -26,6 +26,7 @@ from .metrics import (
 )
 
 __all__ = [
+    "save_evaluation_figures",
     "plot_confusion_matrix",
     "plot_roc_curves",
     "plot_training_curves",
@@ -414,3 +415,20 @@ def plot_pareto(board: pd.DataFrame, metric: str = "f1", title: str | None = Non
     fig.suptitle(title or f"Macro {name} against cost; latency on {', '.join(device)}", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def save_evaluation_figures(folder, evaluation, class_names) -> None:
+    """The figures of an evaluation (:class:`covid_tutorial.runs.Evaluation`) as PNG files in
+    ``folder``: confusion matrix, ROC, precision-recall and reliability diagram (the RUN
+    folder's ``figures/``)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    y_true, probabilities = evaluation.y_true, evaluation.probabilities
+    plots = {
+        "confusion_matrix": plot_confusion_matrix(evaluation.confusion, class_names),
+        "roc_curves": plot_roc_curves(y_true, probabilities, class_names),
+        "precision_recall": plot_precision_recall_curves(y_true, probabilities, class_names),
+        "reliability": plot_reliability_diagram(y_true, probabilities),
+    }
+    for name, fig in plots.items():
+        figure_to_png(fig, folder / f"{name}.png")

@@ -22,8 +22,8 @@ Holm's adjustment, :func:`pareto_front` and :func:`leaderboard`.
 from __future__ import annotations
 
 import json
-import warnings
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -35,7 +35,6 @@ from sklearn.metrics import (
 )
 
 from .errors import DataError
-from .models import resolve_models
 
 __all__ = [
     "METRIC_NAMES",
@@ -477,7 +476,7 @@ def paired_tests(results: pd.DataFrame, metric: str = "f1", class_name: str = "m
     """
     column = metric_column(class_name, metric)
     means = results.groupby("model")[column].mean().sort_values(ascending=False)
-    chosen = list(means.index[:leaders]) if models is None else resolve_models(models)
+    chosen = list(means.index[:leaders]) if models is None else list(models)
     rows = []
     for i, first in enumerate(chosen):
         for second in chosen[i + 1 :]:

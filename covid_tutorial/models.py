@@ -22,7 +22,6 @@ import pandas as pd
 from keras import ops
 
 from .errors import CourseError
-from .fundamentals import layer_costs
 
 __all__ = [
     "HEAD_LAYERS",
@@ -56,6 +55,9 @@ __all__ = [
     "describe_backbone",
     "zoo_table",
     "efficientnet_scaling",
+    "flat_layers",
+    "layer_costs",
+    "count_macs",
 ]
 
 HEAD_LAYERS = ("head_pool", "head_dropout", "head_logits", "predictions")
@@ -384,7 +386,7 @@ def model_family(name: str) -> str:
 def describe_backbone(name: str, image_size: int | None = None) -> dict:
     """Everything read off one keras.applications backbone (no top, random weights).
 
-    Parameters, multiply-accumulates for one image (:func:`covid_tutorial.fundamentals.count_macs`;
+    Parameters, multiply-accumulates for one image (:func:`count_macs`;
     a FLOP count in the strict sense is about twice that), convolution layers, and for
     the EfficientNet families the MBConv blocks (one ``*_project_conv`` each), the blocks
     with squeeze-and-excitation and the widths of the stem and of the last convolution.
@@ -472,3 +474,64 @@ def efficientnet_scaling(zoo: pd.DataFrame) -> pd.DataFrame:
     out["predicted_cost_ratio"] = out["depth_ratio"] * out["width_ratio"] ** 2 * out["resolution_ratio"] ** 2
     out["measured_cost_ratio"] = rows["macs"] / base["macs"]
     return out
+
+
+# ---------------------------------------------------------------- parameters and multiply-accumulates
+
+
+def flat_layers(model):
+    """The layers of a Keras model, with nested models expanded into theirs."""
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from flat_layers(layer)
+        else:
+            yield layer
+
+
+def _layer_macs(layer) -> int:
+    layers = keras.layers
+    out_shape = tuple(layer.output.shape)
+    if isinstance(layer, (layers.Conv1D, layers.Conv2D, layers.Conv3D)):
+        in_channels = layer.input.shape[-1]
+        per_output = math.prod(layer.kernel_size) * in_channels // layer.groups
+        return math.prod(out_shape[1:]) * per_output
+    if isinstance(layer, layers.DepthwiseConv2D):
+        return math.prod(out_shape[1:]) * math.prod(layer.kernel_size)
+    if isinstance(layer, layers.SeparableConv2D):
+        in_channels = layer.input.shape[-1]
+        spatial = math.prod(out_shape[1:-1])
+        depthwise = spatial * in_channels * layer.depth_multiplier * math.prod(layer.kernel_size)
+        pointwise = spatial * in_channels * layer.depth_multiplier * layer.filters
+        return depthwise + pointwise
+    if isinstance(layer, layers.Dense):
+        in_features = layer.input.shape[-1]
+        return math.prod(out_shape[1:-1]) * in_features * layer.units
+    return 0
+
+
+def layer_costs(model) -> pd.DataFrame:
+    """One row per layer of a built Keras model: name, type, output shape, parameters, MACs.
+
+    MACs are counted for one input image (batch size 1) in the layers that hold nearly
+    all the arithmetic: Conv1D/2D/3D (including grouped), DepthwiseConv2D,
+    SeparableConv2D and Dense. Batch normalization, activations, pooling and additions
+    cost a handful of operations per output value and are listed with 0 MACs, the usual
+    convention of the papers. Nested models are expanded.
+    """
+    rows = []
+    for layer in flat_layers(model):
+        rows.append(
+            {
+                "layer": layer.name,
+                "type": type(layer).__name__,
+                "output_shape": tuple(layer.output.shape[1:]),
+                "params": int(layer.count_params()),
+                "macs": int(_layer_macs(layer)),
+            }
+        )
+    return pd.DataFrame(rows, columns=["layer", "type", "output_shape", "params", "macs"])
+
+
+def count_macs(model) -> int:
+    """Multiply-accumulates for one image through a Keras model (see :func:`layer_costs`)."""
+    return int(layer_costs(model)["macs"].sum())

@@ -22,17 +22,33 @@ import pandas as pd
 from sklearn.metrics import confusion_matrix
 from sklearn.neighbors import KNeighborsClassifier
 
-from . import __version__, splits
-from .data import dataset_from_arrays, ensure_phantoms, load_dataset, one_hot
-from .download import dataset_location
+from . import __version__
+from .data import (
+    CLASS_NAMES,
+    DEFAULT_DIFFICULTY,
+    check_confounders,
+    confounder_warning,
+    dataset_location,
+    ensure_phantoms,
+    generate_phantoms,
+    load_dataset,
+    load_images,
+    one_hot,
+    split_by_patient,
+    splits,
+    to_model_input,
+)
 from .errors import CourseError, DataError, RunError
-from .explain import GradCAM, compute_heatmaps, layer_with_cells
-from .explanation_quality import (
+from .explain import (
+    GradCAM,
+    compute_heatmaps,
     explanation_quality,
+    layer_with_cells,
     load_masks,
     probability_function,
     summarize_quality,
 )
+from .feed import EpochBatches, dataset_from_arrays
 from .figures import (
     draw_mask_outline,
     figure_to_png,
@@ -41,24 +57,21 @@ from .figures import (
     plot_image_grid,
     plot_roc_curves,
     plot_training_curves,
+    save_evaluation_figures,
     write_html_report,
 )
-from .images import load_images, to_model_input
-from .inspection import check_confounders, confounder_warning
-from .labels import CLASS_NAMES
 from .metrics import classification_metrics, metrics_wide
 from .models import (
     build_classifier,
     get_backbone,
 )
-from .phantoms import DEFAULT_DIFFICULTY, generate_phantoms
 from .predict import Predictor
-from .profiles import get_profile, trains_in_two_stages
+from .profiles import TrainingSettings, get_profile
 from .runs import (
     TRAINING_SETTINGS,
+    Evaluation,
     LoadedRun,
     RunConfig,
-    TrainingSettings,
     check_same_split,
     load_run,
     read_run_config,
@@ -68,10 +81,8 @@ from .runs import (
     write_run_config,
     write_splits,
 )
-from .splits import split_by_patient
 from .system import device_name, refuse_output_inside, release_memory, sha1_of_file
 from .train import (
-    EpochBatches,
     TrainingCheckpoint,
     class_weights,
     distribution_strategy,
@@ -100,24 +111,18 @@ def _say(step: str, progress: bool) -> None:
         print(f"==> {step}", flush=True)
 
 
-def _resolve_settings(profile, requested: dict) -> TrainingSettings:
-    spec = get_backbone(requested["backbone"] or "resnet50")
-    return TrainingSettings(
-        backbone=spec.name,
-        image_size=requested["image_size"] or profile.image_size or spec.native_size,
-        batch_size=requested["batch_size"] or profile.batch_size,
-        head_epochs=profile.head_epochs if requested["head_epochs"] is None else requested["head_epochs"],
-        fine_tune_epochs=(
-            profile.fine_tune_epochs if requested["fine_tune_epochs"] is None else requested["fine_tune_epochs"]
-        ),
-        fine_tune_layers=requested["fine_tune_layers"],
-        seed=requested["seed"] if requested["seed"] is not None else 0,
-        weights=profile.weights,
-        two_stages=trains_in_two_stages(profile),
-        learning_rate=requested["learning_rate"] or profile.learning_rate,
-        profile=profile.name,
-        bootstrap_rounds=profile.bootstrap_rounds,
-    )
+def _settings_for_new_run(out: Path, profile, requested: dict, overwrite: bool) -> TrainingSettings:
+    checkpoint_dir = out / "checkpoint"
+    if not overwrite and ((out / "config.json").exists() or checkpoint_dir.exists()):
+        state = "an unfinished training" if checkpoint_dir.exists() else "a run"
+        raise RunError(
+            f"{out}: the folder already holds {state}. Add --resume to continue it, --overwrite to "
+            "start again from scratch, or choose another --out."
+        )
+    options = {key: value for key, value in requested.items() if key != "backbone"}
+    settings = TrainingSettings.resolve(profile, backbone=get_backbone(requested["backbone"] or "resnet50"), **options)
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)  # never resume an older run by accident
+    return settings
 
 
 def _settings_for_resume(out: Path, requested: dict) -> TrainingSettings:
@@ -142,6 +147,28 @@ def _settings_for_resume(out: Path, requested: dict) -> TrainingSettings:
             + ". Leave those options out to resume, or train a new run in another folder."
         )
     return settings
+
+
+def _write_evaluation(out, evaluation: Evaluation, class_names, extra: dict) -> None:
+    """The evaluation's files (:func:`covid_tutorial.runs.write_evaluation`) and its figures."""
+    write_evaluation(out, evaluation, class_names, extra)
+    save_evaluation_figures(Path(out) / "figures", evaluation, class_names)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class _PreparedRun:
+    """A run about to train: its folder, data and settings, and the table of its images, split,
+    with the decoded images in the table's order."""
+
+    out: Path
+    data: Path
+    settings: TrainingSettings
+    table: pd.DataFrame
+    images: np.ndarray
+    class_names: list[str]
+
+    def rows(self, split: str) -> np.ndarray:
+        return (self.table["split"] == split).to_numpy()
 
 
 def train_run(
@@ -178,74 +205,86 @@ def train_run(
     The RUN holds ``config.json`` (classes, image size, preprocessing, backbone, training
     settings, versions), ``splits.csv`` (every image with its patient, split and content
     digest), ``history.csv`` and ``model.keras``; with ``evaluate=True`` also the scores on
-    the held-out test patients (:func:`write_evaluation`). While training,
+    the held-out test patients (:func:`covid_tutorial.runs.write_evaluation`). While training,
     ``checkpoint/`` holds the last epoch's state; ``resume=True`` continues from it with
     the settings of the interrupted run and reaches the same weights an uninterrupted run
     would have (the folder is removed when training ends). ``overwrite=False`` refuses to
-    start over in a folder that holds a run. Defaults come from the profile; the backbone's
-    default is ResNet50 and the seed's 0. ``model``: a classifier made by
+    start over in a folder that holds a run. Defaults come from the profile
+    (:meth:`~covid_tutorial.profiles.TrainingSettings.resolve`); the backbone's default is
+    ResNet50 and the seed's 0. ``model``: a classifier made by
     :func:`~covid_tutorial.models.build_classifier` with these settings, to train instead
     of building a new one (a notebook that has already built one saves the memory).
     ``distribute="mirrored"`` trains on every visible GPU (or ``devices``) at once, with
     ``batch_size`` images per device (:func:`~covid_tutorial.train.distribution_strategy`).
-    """
-    import keras
-    import tensorflow as tf
 
+    Returns a dict: ``model`` (the trained classifier, for prediction), ``table`` (every
+    image with its split), ``images``, ``history``, ``config`` (:class:`~covid_tutorial.runs.RunConfig`)
+    and, with ``evaluate=True``, ``evaluation`` (:class:`~covid_tutorial.runs.Evaluation`).
+    """
     profile = get_profile(profile)
     out, data = Path(out), Path(data)
     refuse_output_inside(out, dataset_location(data))
-    checkpoint_dir = out / "checkpoint"
     requested = {
         "backbone": backbone, "image_size": image_size, "batch_size": batch_size, "head_epochs": head_epochs,
         "fine_tune_epochs": fine_tune_epochs, "fine_tune_layers": fine_tune_layers, "seed": seed,
         "learning_rate": learning_rate,
-    }
+    }  # fmt: skip
     if resume:
         if not checkpoints or model is not None:
             raise ValueError("resume=True needs checkpoints=True and no model (it loads the checkpoint's)")
         settings = _settings_for_resume(out, requested)
     else:
-        if not overwrite and ((out / "config.json").exists() or checkpoint_dir.exists()):
-            state = "an unfinished training" if checkpoint_dir.exists() else "a run"
-            raise RunError(
-                f"{out}: the folder already holds {state}. Add --resume to continue it, --overwrite to "
-                "start again from scratch, or choose another --out."
-            )
-        settings = _resolve_settings(profile, requested)
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)  # never resume an older run by accident
-    spec = get_backbone(settings.backbone)
-    size, batch_size, seed = settings.image_size, settings.batch_size, settings.seed
+        settings = _settings_for_new_run(out, profile, requested, overwrite)
     out.mkdir(parents=True, exist_ok=True)
 
-    _say(f"Loading {data}", progress)
-    table = load_dataset(
-        data, image_dir, collection=collection, classes=classes, label_map=label_map, unmapped=unmapped
+    reading = dict(collection=collection, classes=classes, label_map=label_map, unmapped=unmapped)
+    run = _prepare_table(out, data, settings, image_dir, reading, split=split, resume=resume, progress=progress)
+    config = _starting_config(run, label_map=label_map, collection=collection)
+    model, checkpoint, strategy = _build_or_resume(
+        run, model, checkpoints=checkpoints, resume=resume, distribute=distribute, devices=devices, progress=progress
     )
+    history = _fit(run, model, strategy, checkpoint, callbacks, progress)
+    return _finish(run, config, model, history, evaluate=evaluate, progress=progress)
+
+
+def _prepare_table(out: Path, data: Path, settings: TrainingSettings, image_dir, reading: dict, *, split: str,
+                   resume: bool, progress: bool) -> _PreparedRun:  # fmt: skip
+    """Step 1: read the data, warn about shortcuts, split by patient (or publisher), decode the
+    images and record the split in ``splits.csv`` (on resume: check it is the same)."""
+    _say(f"Loading {data}", progress)
+    table = load_dataset(data, image_dir, **reading)
     task = table.attrs.get("classes", CLASS_NAMES)  # the task's classes, in output order
     shortcut = confounder_warning(check_confounders(table, max_patients_per_class=200, progress=False))
     if shortcut:
         print(shortcut, flush=True)
+    seed = settings.seed
     table = splits.split_by_publisher(table, seed=seed) if split == "publisher" else split_by_patient(table, seed=seed)
     class_names = [name for name in task if name in set(table["label"])]
-    images, table = load_images(table, size, progress=progress)
+    images, table = load_images(table, settings.image_size, progress=progress)
     table = table.reset_index(drop=True)
     table.insert(4, "sha1", [sha1_of_file(path) for path in table["path"]])
     if resume:
         check_same_split(out, table)
     else:
         write_splits(out, table)
-    counts = table.groupby(["split", "label"]).size().unstack(fill_value=0)
     if progress:
-        print(counts.to_string(), flush=True)
+        print(table.groupby(["split", "label"]).size().unstack(fill_value=0).to_string(), flush=True)
+    return _PreparedRun(out, data, settings, table, images, class_names)
 
+
+def _starting_config(run: _PreparedRun, *, label_map, collection) -> RunConfig:
+    """``config.json`` as training starts (status "training"): the RUN describes itself from the first epoch."""
+    import keras
+    import tensorflow as tf
+
+    spec = get_backbone(run.settings.backbone)
     config = RunConfig(
-        class_names=tuple(class_names),
+        class_names=tuple(run.class_names),
         backbone=spec.name,
-        image_size=size,
+        image_size=run.settings.image_size,
         preprocessing=spec.preprocessing,
-        training=settings,
-        data=str(data),
+        training=run.settings,
+        data=str(run.data),
         label_map=label_map,
         collection=collection,
         versions={
@@ -255,42 +294,59 @@ def train_run(
             "python": platform.python_version(),
         },
     )
-    write_run_config(out, config)
+    write_run_config(run.out, config)
+    return config
 
-    part = {name: (table["split"] == name).to_numpy() for name in ("train", "val")}
-    labels = one_hot(table["label"], class_names)
+
+def _checkpoint_fingerprint(run: _PreparedRun, replicas: int) -> dict:
+    """What a resume must share with the run it continues: the settings, the classes, the training images."""
     fingerprint = {
-        **{key: getattr(settings, key) for key in TRAINING_SETTINGS},
-        "class_names": class_names,
-        "training_images": hashlib.sha1("".join(table.loc[part["train"], "sha1"]).encode()).hexdigest(),
+        **{key: getattr(run.settings, key) for key in TRAINING_SETTINGS},
+        "class_names": run.class_names,
+        "training_images": hashlib.sha1("".join(run.table.loc[run.rows("train"), "sha1"]).encode()).hexdigest(),
     }
+    if replicas > 1:  # another global batch: another training
+        fingerprint["replicas"] = replicas
+    return fingerprint
+
+
+def _build_or_resume(run: _PreparedRun, model, *, checkpoints: bool, resume: bool, distribute, devices, progress: bool):
+    """Step 2: the network to train (the checkpoint's on resume, the caller's ``model``, or a new
+    one) with the checkpoint that saves every epoch and the distribution strategy."""
+    settings, size, classes = run.settings, run.settings.image_size, len(run.class_names)
     strategy = distribution_strategy(distribute, devices)
-    if strategy.num_replicas_in_sync > 1:  # another global batch: another training
-        fingerprint["replicas"] = strategy.num_replicas_in_sync
-    checkpoint = TrainingCheckpoint(checkpoint_dir, fingerprint) if checkpoints else None
-    seed_everything(seed)
+    fingerprint = _checkpoint_fingerprint(run, strategy.num_replicas_in_sync)
+    checkpoint = TrainingCheckpoint(run.out / "checkpoint", fingerprint) if checkpoints else None
+    seed_everything(settings.seed)
     if resume:
         checkpoint.load()
-        _say(f"Resuming {spec.name} from the checkpoint after {checkpoint.describe()}", progress)
+        _say(f"Resuming {settings.backbone} from the checkpoint after {checkpoint.describe()}", progress)
         with strategy.scope():
             model = checkpoint.load_model()
     elif model is not None:
         if strategy.num_replicas_in_sync > 1 and model.distribute_strategy is not strategy:
             raise ValueError("distribute= needs the model built here (no model=): its variables must be mirrored")
-        if tuple(model.input_shape[1:3]) != (size, size) or model.output_shape[-1] != len(class_names):
+        if tuple(model.input_shape[1:3]) != (size, size) or model.output_shape[-1] != classes:
             raise ValueError(
                 f"the model takes {model.input_shape[1:3]} px and predicts {model.output_shape[-1]} classes; "
-                f"this run needs {size} px and {len(class_names)} classes"
+                f"this run needs {size} px and {classes} classes"
             )
     else:
-        _say(f"Building {spec.name} at {size}px (weights: {settings.weights})", progress)
+        _say(f"Building {settings.backbone} at {size}px (weights: {settings.weights})", progress)
         with strategy.scope():
-            model = build_classifier(spec.name, len(class_names), size, weights=settings.weights, seed=seed)
-    step_batch = global_batch_size(batch_size, strategy)
-    train_batches = EpochBatches(images[part["train"]], labels[part["train"]], batch_size=step_batch, seed=seed)
-    val_ds = dataset_from_arrays(images[part["val"]], labels[part["val"]], batch_size=step_batch)
+            model = build_classifier(settings.backbone, classes, size, weights=settings.weights, seed=settings.seed)
+    return model, checkpoint, strategy
+
+
+def _fit(run: _PreparedRun, model, strategy, checkpoint, callbacks, progress: bool) -> pd.DataFrame:
+    """Step 3: the two-stage recipe (one stage without it) on the training split, validated on the validation split."""
+    settings, train, val = run.settings, run.rows("train"), run.rows("val")
+    labels = one_hot(run.table["label"], run.class_names)
+    step_batch = global_batch_size(settings.batch_size, strategy)
+    train_batches = EpochBatches(run.images[train], labels[train], batch_size=step_batch, seed=settings.seed)
+    val_ds = dataset_from_arrays(run.images[val], labels[val], batch_size=step_batch)
     _say(f"Training on {device_name()}", progress)
-    history = train_two_stage(
+    return train_two_stage(
         model,
         train_batches,
         val_ds,
@@ -298,12 +354,19 @@ def train_run(
         head_epochs=settings.head_epochs,
         fine_tune_epochs=settings.fine_tune_epochs,
         learning_rate=settings.learning_rate,
-        class_weight=class_weights(table.loc[part["train"], "label"], class_names),
+        class_weight=class_weights(run.table.loc[train, "label"], run.class_names),
         fine_tune_layers=settings.fine_tune_layers,
         verbose="auto" if progress else 0,
         checkpoint=checkpoint,
         callbacks=callbacks,
     )
+
+
+def _finish(run: _PreparedRun, config: RunConfig, model, history: pd.DataFrame, *, evaluate: bool,
+            progress: bool) -> dict:  # fmt: skip
+    """Step 4: save the history and the model, mark the RUN complete, drop the checkpoint and,
+    with ``evaluate``, score the test patients."""
+    out = run.out
     history.to_csv(out / "history.csv", index=False)
     # From here on the model only predicts: hand back a copy without the optimizer state and
     # the compiled training functions, so that their memory can be reused (Binder has 2 GB).
@@ -315,41 +378,42 @@ def train_run(
         trainable = {str(history["stage"].iloc[0]): int(trainable)}
     config = dataclasses.replace(config, status="complete", trainable_parameters=trainable, epochs_trained=len(history))
     write_run_config(out, config)
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)  # a finished run has nothing to resume
-    result = {"model": model, "table": table, "images": images, "history": history, "config": config}
+    shutil.rmtree(out / "checkpoint", ignore_errors=True)  # a finished run has nothing to resume
+    result = {"model": model, "table": run.table, "images": run.images, "history": history, "config": config}
     if evaluate:
         _say("Evaluating on held-out patients", progress)
         evaluation = evaluate_split(
-            model, images, table, class_names, n_bootstrap=settings.bootstrap_rounds, seed=seed
-        )
-        write_evaluation(out, evaluation, class_names, {"data": str(data), "scored": "the RUN's test split"})
+            model, run.images, run.table, run.class_names, n_bootstrap=run.settings.bootstrap_rounds,
+            seed=run.settings.seed,
+        )  # fmt: skip
+        _write_evaluation(out, evaluation, run.class_names, {"data": str(run.data), "scored": "the RUN's test split"})
         result["evaluation"] = evaluation
         if progress:
-            print(metrics_wide(evaluation["metrics"]).to_string(), flush=True)
+            print(metrics_wide(evaluation.metrics).to_string(), flush=True)
     _say(f"RUN folder: {out.resolve()}", progress)
     return result
 
 
-def score_predictions(probabilities, images, table, class_names, *, n_bootstrap=1000, seed=0) -> dict:
-    """An evaluation: metrics with bootstrap CIs over the patients of ``table``, the confusion
-    matrix, and the inputs kept beside them for figures and galleries."""
+def score_predictions(probabilities, images, table, class_names, *, n_bootstrap=1000, seed=0) -> Evaluation:
+    """An :class:`~covid_tutorial.runs.Evaluation`: metrics with bootstrap CIs over the patients
+    of ``table``, the confusion matrix, and the inputs kept beside them for figures and galleries."""
     y_true = np.array([class_names.index(label) for label in table["label"]])
     metrics = classification_metrics(
         y_true, probabilities, class_names, groups=table["patient_id"], n_bootstrap=n_bootstrap, seed=seed
     )
-    return {
-        "metrics": metrics,
-        "confusion": confusion_matrix(y_true, probabilities.argmax(1), labels=range(len(class_names))),
-        "y_true": y_true,
-        "probabilities": probabilities,
-        "images": images,
-        "table": table,
-    }
+    return Evaluation(
+        metrics=metrics,
+        confusion=confusion_matrix(y_true, probabilities.argmax(1), labels=range(len(class_names))),
+        y_true=y_true,
+        probabilities=probabilities,
+        images=images,
+        table=table,
+    )
 
 
 def evaluate_split(
     model, images, table, class_names, *, split="test", n_bootstrap=1000, seed=0, batch_size=8
-) -> dict:
+) -> Evaluation:
     """Predict one split and score it with bootstrap CIs over patients. Small batches keep
     the memory low (a 224-px ResNet50 batch of 32 needs a few hundred MB more than one of 8)."""
     rows = (table["split"] == split).to_numpy()
@@ -374,7 +438,7 @@ def evaluate_run(
 
     Images the RUN was trained or validated on (same file content, whatever their name)
     are left out, so scoring the training data scores only its held-out test patients.
-    Writes :func:`write_evaluation` into ``out`` (default: the RUN folder). Labels are read
+    Writes :func:`covid_tutorial.runs.write_evaluation` and the figures into ``out`` (default: the RUN folder). Labels are read
     into the RUN's task (its classes) with the RUN's label map unless ``label_map`` is given;
     a class of the task that ``data`` lacks is reported as absent and left out of the
     macro averages.
@@ -410,15 +474,10 @@ def evaluate_run(
     probabilities = Predictor(loaded.model, class_names, loaded.image_size).predict_arrays(images)
     rounds = n_bootstrap if n_bootstrap is not None else loaded.config.training.bootstrap_rounds
     evaluation = score_predictions(probabilities, images, table, class_names, n_bootstrap=rounds, seed=seed)
-    metrics = evaluation["metrics"]
     scored = "held-out images of the RUN's own data" if used.any() else "all images (not used in training)"
-    write_evaluation(out, evaluation, class_names, {"data": str(data), "scored": scored, "left_out": int(used.sum())})
+    _write_evaluation(out, evaluation, class_names, {"data": str(data), "scored": scored, "left_out": int(used.sum())})
     if progress:
-        print(
-            f"Scores on {metrics.attrs['n_images']} images of {metrics.attrs['n_patients']} patients, "
-            f"95% bootstrap CI over patients ({rounds} rounds):"
-        )
-        print(metrics_wide(metrics).to_string(), flush=True)
+        print(evaluation, flush=True)
     _say(f"Wrote metrics.json, metrics.csv, predictions.csv and figures/ to {out.resolve()}", progress)
     return evaluation
 
@@ -428,20 +487,21 @@ def gradcam_gallery(model, evaluation, class_names, per_class: int = 2):
     column per class, the wrong predictions first so that the errors are there to look at. The
     maps come from the deepest stage with at least 8x8 cells: coarser ones cannot place a lesion."""
     cam = GradCAM(model, layer_with_cells(model, 8))
-    predicted_all = evaluation["probabilities"].argmax(1)
+    y_true, probabilities = evaluation.y_true, evaluation.probabilities
+    predicted_all = probabilities.argmax(1)
     columns = [
-        sorted(np.flatnonzero(evaluation["y_true"] == k), key=lambda i: predicted_all[i] == k)[:per_class]
+        sorted(np.flatnonzero(y_true == k), key=lambda i: predicted_all[i] == k)[:per_class]
         for k in range(len(class_names))
     ]
     picks = [column[row] for row in range(per_class) for column in columns if row < len(column)]
-    images = evaluation["images"][picks]
-    predicted = evaluation["probabilities"][picks].argmax(1)
+    images = evaluation.images[picks]
+    predicted = probabilities[picks].argmax(1)
     rgb = np.repeat(images[..., None], 3, axis=-1).astype(np.float32)
     heatmaps = cam(rgb, predicted)
     overlays = [overlay_heatmap(image, heatmap) for image, heatmap in zip(images, heatmaps)]
     titles = [
-        f"true {class_names[evaluation['y_true'][i]]}\npredicted {class_names[p]} ({evaluation['probabilities'][i, p]:.2f})"
-        + ("" if p == evaluation["y_true"][i] else "\nWRONG")
+        f"true {class_names[y_true[i]]}\npredicted {class_names[p]} ({probabilities[i, p]:.2f})"
+        + ("" if p == y_true[i] else "\nWRONG")
         for i, p in zip(picks, predicted)
     ]
     return overlays, titles, cam.layer_name
@@ -456,12 +516,12 @@ def run_demo(out="runs/demo", profile=None, *, progress: bool = True) -> Path:
     data = ensure_phantoms(profile, progress=progress)
     run = train_run(data, out, backbone="resnet50", profile=profile, progress=progress, evaluate=True)
     config, evaluation = run["config"], run["evaluation"]
-    class_names, metrics = list(config.class_names), evaluation["metrics"]
+    class_names, metrics = list(config.class_names), evaluation.metrics
     _say("Grad-CAM and report", progress)
     overlays, titles, layer = gradcam_gallery(run["model"], evaluation, class_names)
     plots = {
-        "confusion_matrix": plot_confusion_matrix(evaluation["confusion"], class_names),
-        "roc_curves": plot_roc_curves(evaluation["y_true"], evaluation["probabilities"], class_names),
+        "confusion_matrix": plot_confusion_matrix(evaluation.confusion, class_names),
+        "roc_curves": plot_roc_curves(evaluation.y_true, evaluation.probabilities, class_names),
         "training_curves": plot_training_curves(run["history"]),
         "gradcam_grid": plot_image_grid(overlays, titles, columns=len(class_names), size=3.0),
     }
@@ -526,9 +586,9 @@ def calibrate_phantoms(out, difficulties=(0.0, DEFAULT_DIFFICULTY, 1.0), profile
         table = run["table"]
         test = table[table["split"] == "test"]
         lookup = score_predictions(_thumbnail_lookup(table), None, test, list(CLASS_NAMES),
-                                   n_bootstrap=profile.bootstrap_rounds)  # fmt: skip
+                                   n_bootstrap=run["config"].training.bootstrap_rounds)  # fmt: skip
         for model, evaluation in (("network", run["evaluation"]), ("1-NN on 32-px thumbnails", lookup)):
-            macro = evaluation["metrics"].set_index(["class", "metric"]).loc[("macro", "f1")]
+            macro = evaluation.metrics.set_index(["class", "metric"]).loc[("macro", "f1")]
             rows.append({"difficulty": level, "lesions": lesions, "model": model, "macro F1": macro["value"],
                          "CI low": macro["ci_low"], "CI high": macro["ci_high"],
                          "test patients": test["patient_id"].nunique()})  # fmt: skip

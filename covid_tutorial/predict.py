@@ -25,7 +25,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from .images import pad_and_resize, read_image, to_model_input
+from .data import pad_and_resize, read_image, to_model_input
 from .errors import DataError
 from .runs import LoadedRun, load_run
 from .system import gpu_available

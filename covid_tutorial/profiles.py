@@ -2,6 +2,9 @@
 
 Pick one with ``--profile`` on the command line, with the ``COVID_TUTORIAL_PROFILE``
 environment variable, or with :func:`get_profile` in a notebook.
+:meth:`TrainingSettings.resolve` turns a profile and the caller's options into the
+settings of one training: ``covid-tutorial train``, ``covid-tutorial compare run`` and the
+demo all ask it, so that they size and stage a training alike.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from .colab import running_on_colab
+from .system import running_on_colab
 
 __all__ = [
     "PROFILE_ENV_VAR",
@@ -20,6 +23,7 @@ __all__ = [
     "default_profile_name",
     "get_profile",
     "trains_in_two_stages",
+    "TrainingSettings",
 ]
 
 PROFILE_ENV_VAR = "COVID_TUTORIAL_PROFILE"
@@ -162,3 +166,83 @@ def trains_in_two_stages(profile=None) -> bool:
     forced_off = os.environ.get(WEIGHTS_ENV_VAR, "").strip().lower() == "none"
     intended = defined.weights if defined is not None and forced_off else profile.weights
     return intended is not None
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingSettings:
+    """How one network trains: the profile's values, overridden by the caller's options.
+
+    Made by :meth:`resolve`, the one place where a profile and options become a training,
+    and recorded in a RUN's ``config.json`` (:mod:`covid_tutorial.runs`; the field names are
+    its format). ``backbone`` and ``image_size`` are None until a backbone is chosen
+    (:meth:`for_backbone`): a comparison shares everything else among its models, and None
+    as image size means each model's native size.
+    """
+
+    backbone: str | None
+    image_size: int | None
+    batch_size: int
+    head_epochs: int  # stage 1; without two stages, the whole training
+    fine_tune_epochs: int  # stage 2; 0 skips it
+    fine_tune_layers: int | None  # backbone layers unfrozen in stage 2; None: its last stage
+    seed: int
+    weights: str | None
+    two_stages: bool  # frozen backbone, then fine-tuning (:func:`trains_in_two_stages`)
+    learning_rate: float
+    profile: str
+    bootstrap_rounds: int
+
+    @classmethod
+    def resolve(
+        cls,
+        profile=None,
+        *,
+        backbone=None,
+        image_size: int | None = None,
+        batch_size: int | None = None,
+        head_epochs: int | None = None,
+        fine_tune_epochs: int | None = None,
+        fine_tune_layers: int | None = None,
+        seed: int | None = None,
+        learning_rate: float | None = None,
+    ) -> "TrainingSettings":
+        """The settings of a training with ``profile`` (a name, a :class:`Profile` or None for
+        :func:`get_profile`'s default); every option left None takes the profile's value, the
+        seed 0. The weights are the profile's (``COVID_TUTORIAL_WEIGHTS=none`` included) and
+        the two-stage recipe is :func:`trains_in_two_stages`'s answer. ``backbone``: a
+        :class:`covid_tutorial.models.Backbone` (:func:`~covid_tutorial.models.get_backbone`)
+        to size the settings for at once (:meth:`for_backbone`), or None."""
+        profile = get_profile(profile)
+        size = image_size or profile.image_size
+        settings = cls(
+            backbone=None,
+            image_size=None if size is None else int(size),
+            batch_size=int(batch_size or profile.batch_size),
+            head_epochs=int(profile.head_epochs if head_epochs is None else head_epochs),
+            fine_tune_epochs=int(profile.fine_tune_epochs if fine_tune_epochs is None else fine_tune_epochs),
+            fine_tune_layers=fine_tune_layers,
+            seed=0 if seed is None else int(seed),
+            weights=profile.weights,
+            two_stages=trains_in_two_stages(profile),
+            learning_rate=float(learning_rate or profile.learning_rate),
+            profile=profile.name,
+            bootstrap_rounds=profile.bootstrap_rounds,
+        )
+        return settings if backbone is None else settings.for_backbone(backbone)
+
+    def for_backbone(self, backbone) -> "TrainingSettings":
+        """These settings for one backbone (its ``name``, ``native_size`` and ``min_size``): the
+        image size, or the backbone's native size when there is none, raised to the least size
+        the backbone accepts (InceptionV3 needs 75 px)."""
+        if isinstance(backbone, str):
+            raise TypeError(f"backbone: give covid_tutorial.models.get_backbone({backbone!r}), not its name")
+        size = max(int(self.image_size or backbone.native_size), int(backbone.min_size))
+        return dataclasses.replace(self, backbone=backbone.name, image_size=size)
+
+    @classmethod
+    def from_json(cls, content: dict) -> "TrainingSettings":
+        """The settings recorded in a RUN's ``config.json``, of any RUN of format 1."""
+        # RUNs written before two_stages and bootstrap_rounds were recorded
+        defaults = {"two_stages": content.get("weights") is not None, "bootstrap_rounds": 1000}
+        names = [field.name for field in dataclasses.fields(cls)]
+        return cls(**{name: content.get(name, defaults.get(name)) for name in names})

@@ -8,7 +8,8 @@ A RUN folder describes itself:
 - ``splits.csv``: every image with its label, patient, split and content digest (SHA-1),
   so that ``evaluate`` can leave out what the RUN trained or validated on;
 - ``history.csv``: one row per epoch;
-- after evaluation: ``metrics.json``, ``metrics.csv``, ``predictions.csv`` and ``figures/``;
+- after evaluation (an :class:`Evaluation`): ``metrics.json``, ``metrics.csv``,
+  ``predictions.csv`` and ``figures/``;
 - while training runs: ``checkpoint/``, what ``--resume`` needs.
 
 This module reads and writes those files and nothing else; :mod:`covid_tutorial.pipeline`
@@ -22,19 +23,14 @@ import json
 from pathlib import Path
 
 import keras
+import numpy as np
 import pandas as pd
 
 from . import __version__
 from .errors import RunError
-from .figures import (
-    figure_to_png,
-    plot_confusion_matrix,
-    plot_precision_recall_curves,
-    plot_reliability_diagram,
-    plot_roc_curves,
-)
-from .metrics import metrics_to_json
+from .metrics import metrics_to_json, metrics_wide
 from .models import CUSTOM_LAYERS
+from .profiles import TrainingSettings
 from .system import write_json
 
 __all__ = [
@@ -50,6 +46,7 @@ __all__ = [
     "check_same_split",
     "read_splits",
     "trained_or_validated_digests",
+    "Evaluation",
     "write_evaluation",
 ]
 
@@ -61,36 +58,12 @@ CHECKPOINT_FOLDER = "checkpoint"
 INPUT_DESCRIPTION = "raw RGB in 0..255 (grayscale repeated over 3 channels); scaling is inside the model"
 RESIZE_DESCRIPTION = "pad to square with black, then resize (cv2.INTER_AREA)"
 
-# The settings a resumed run must share with the run it continues.
+# The settings a resumed run must share with the run it continues (TrainingSettings, made by
+# covid_tutorial.profiles from a profile and the user's options, is recorded in config.json).
 TRAINING_SETTINGS = (
     "backbone", "image_size", "batch_size", "head_epochs", "fine_tune_epochs", "fine_tune_layers", "seed",
     "learning_rate",
 )  # fmt: skip
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainingSettings:
-    """How a RUN was trained: the profile's values, overridden by the user's options."""
-
-    backbone: str
-    image_size: int
-    batch_size: int
-    head_epochs: int
-    fine_tune_epochs: int
-    fine_tune_layers: int | None
-    seed: int
-    weights: str | None
-    two_stages: bool
-    learning_rate: float
-    profile: str
-    bootstrap_rounds: int
-
-    @classmethod
-    def from_json(cls, content: dict) -> "TrainingSettings":
-        # RUNs of format 1 written before two_stages and bootstrap_rounds were recorded
-        defaults = {"two_stages": content.get("weights") is not None, "bootstrap_rounds": 1000}
-        names = [field.name for field in dataclasses.fields(cls)]
-        return cls(**{name: content.get(name, defaults.get(name)) for name in names})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -276,30 +249,44 @@ def load_run(run) -> LoadedRun:
     return LoadedRun(run, config, model)
 
 
-def write_evaluation(out, evaluation: dict, class_names, extra: dict | None = None) -> dict:
-    """Write an evaluation into ``out``: metrics.json and metrics.csv (values with 95% CIs
-    over patients), predictions.csv (one row per image) and figures/ (confusion matrix,
-    ROC, precision-recall, reliability diagram). Returns the metrics.json content."""
+@dataclasses.dataclass(frozen=True, eq=False)
+class Evaluation:
+    """A classifier scored on a set of images: the metrics with their 95% CIs over patients,
+    the confusion matrix, and the inputs kept beside them for figures and galleries.
+
+    ``print(evaluation)`` shows the metrics table with its intervals.
+    """
+
+    metrics: pd.DataFrame  # class, metric, value, ci_low, ci_high; attrs n_images, n_patients, n_bootstrap
+    confusion: np.ndarray  # rows: true class, columns: predicted class
+    y_true: np.ndarray  # class index of each image
+    probabilities: np.ndarray  # (images, classes)
+    images: np.ndarray | None  # the images scored (None where only predictions were kept)
+    table: pd.DataFrame  # one row per image: path, label, patient_id, ...
+
+    def __str__(self) -> str:
+        attrs = self.metrics.attrs
+        return (
+            f"Scores on {attrs.get('n_images', len(self.y_true))} images of {attrs.get('n_patients', '?')} patients, "
+            f"95% bootstrap CI over patients ({attrs.get('n_bootstrap', '?')} rounds):\n"
+            + metrics_wide(self.metrics).to_string()
+        )
+
+
+def write_evaluation(out, evaluation: Evaluation, class_names, extra: dict | None = None) -> dict:
+    """Write an :class:`Evaluation` into ``out``: metrics.json and metrics.csv (values with 95% CIs
+    over patients) and predictions.csv (one row per image). Returns the metrics.json content.
+    Its figures are :func:`covid_tutorial.figures.save_evaluation_figures`."""
     out = Path(out)
-    figures = out / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
-    metrics = evaluation["metrics"]
+    out.mkdir(parents=True, exist_ok=True)
+    metrics = evaluation.metrics
     metrics.to_csv(out / "metrics.csv", index=False)
-    summary = {**metrics_to_json(metrics, evaluation["confusion"], class_names), **(extra or {})}
+    summary = {**metrics_to_json(metrics, evaluation.confusion, class_names), **(extra or {})}
     write_json(out / "metrics.json", summary)
-    probabilities = evaluation["probabilities"]
-    predictions = evaluation["table"][["path", "label", "patient_id"]].reset_index(drop=True)
+    probabilities = evaluation.probabilities
+    predictions = evaluation.table[["path", "label", "patient_id"]].reset_index(drop=True)
     predictions["predicted"] = [class_names[k] for k in probabilities.argmax(1)]
     for k, name in enumerate(class_names):
         predictions[f"p_{name}"] = probabilities[:, k]
     predictions.to_csv(out / "predictions.csv", index=False)
-    y_true = evaluation["y_true"]
-    plots = {
-        "confusion_matrix": plot_confusion_matrix(evaluation["confusion"], class_names),
-        "roc_curves": plot_roc_curves(y_true, probabilities, class_names),
-        "precision_recall": plot_precision_recall_curves(y_true, probabilities, class_names),
-        "reliability": plot_reliability_diagram(y_true, probabilities),
-    }
-    for name, fig in plots.items():
-        figure_to_png(fig, figures / f"{name}.png")
     return summary

@@ -15,17 +15,21 @@ import datetime as _dt
 import gc
 import hashlib
 import json
+import math
 import os
 import platform
+import shutil
 import sys
+import threading
 import time
 from pathlib import Path
 
 from . import __version__
-from .colab import colab_session_dir, running_on_colab
 from .errors import DataError
 
 __all__ = [
+    "running_on_colab",
+    "colab_session_dir",
     "gpu_available",
     "cpu_name_and_cores",
     "machine_description",
@@ -39,10 +43,22 @@ __all__ = [
     "cache_dir",
     "start_tensorflow_quietly",
     "sha1_of_file",
+    "atomic_path",
+    "progress_bar",
     "write_json",
     "local_time_now",
     "software_versions",
 ]
+
+
+def running_on_colab() -> bool:
+    """Whether this process is a Colab kernel (Colab imports ``google.colab`` at start)."""
+    return "google.colab" in sys.modules
+
+
+def colab_session_dir() -> Path:
+    """Colab's working folder, kept for the session and shown in its Files panel."""
+    return Path("/content")
 
 
 def gpu_available() -> bool:
@@ -148,10 +164,50 @@ def sha1_of_file(path) -> str:
         return hashlib.file_digest(file, "sha1").hexdigest()
 
 
+def progress_bar(iterable=None, *, desc: str, enabled: bool = True, **options):
+    """A tqdm progress bar that redraws on a terminal; in a log file or CI, where every
+    redraw would be kept, it draws once at the start and once at the end, on one line."""
+    from tqdm import tqdm
+
+    interactive = sys.stderr.isatty() or "ipykernel" in sys.modules
+    return tqdm(iterable, desc=desc, disable=not enabled, mininterval=0.1 if interactive else math.inf, **options)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_path(path, *, first_wins: bool = False):
+    """A temporary name beside ``path`` to write a file or a folder to; when the block ends
+    without an error it becomes ``path`` in one rename, so a reader (or a run resumed after a
+    crash) sees the old content or the new, never half of it. A folder replaces a folder,
+    unless ``first_wins``: then a folder that another process completed at ``path`` in the
+    meantime is kept and this one dropped. The name keeps ``path``'s suffix (``np.savez``
+    adds ``.npz`` to a name without it)."""
+    path = Path(path)
+    tmp = path.with_name(f".tmp-{os.getpid()}-{threading.get_ident()}-{path.name}")
+    _remove(tmp)
+    try:
+        yield tmp
+        if first_wins and tmp.is_dir():
+            with contextlib.suppress(OSError):  # a folder of the same name is there, whole
+                os.rename(tmp, path)
+            return
+        if tmp.is_dir():
+            _remove(path)
+        os.replace(tmp, path)
+    finally:
+        _remove(tmp)
+
+
 def write_json(path: Path, content: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(content, indent=2, default=str))
-    os.replace(tmp, path)
+    """``content`` as indented JSON, written atomically (:func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(content, indent=2, default=str))
 
 
 def local_time_now() -> str:

@@ -7,7 +7,7 @@ everything, and the history saved as CSV. Transfer learning runs in two stages:
 the new head on a frozen backbone, then the top blocks fine-tuned at a tenth of the
 learning rate with BatchNorm kept in inference mode.
 
-Training can be stopped and resumed with the same result: :class:`EpochBatches` makes
+Training can be stopped and resumed with the same result: :class:`covid_tutorial.feed.EpochBatches` makes
 each epoch's batch order a function of (seed, stage, epoch) alone, and
 :class:`TrainingCheckpoint` saves at every epoch end everything the next epoch depends
 on (weights, optimizer state, the callbacks' counters, the random generators' state).
@@ -21,8 +21,6 @@ machine (:func:`distribution_strategy`, :func:`global_batch_size`).
 from __future__ import annotations
 
 import json
-import math
-import os
 import shutil
 from pathlib import Path
 
@@ -32,16 +30,15 @@ import pandas as pd
 import tensorflow as tf
 from sklearn.utils.class_weight import compute_class_weight
 
-from .data import dataset_from_arrays
-from .images import to_model_input
+from .data import to_model_input
 from .errors import CourseError, RunError
+from .feed import EpochBatches, dataset_from_arrays
 from .models import (
-    RandomAffine,
     build_classifier,
     count_trainable_parameters,
     set_trainable_stage,
 )
-from .system import release_memory
+from .system import atomic_path, release_memory
 
 __all__ = [
     "LABEL_SMOOTHING",
@@ -50,7 +47,6 @@ __all__ = [
     "class_weights",
     "compile_classifier",
     "training_callbacks",
-    "EpochBatches",
     "TrainingCheckpoint",
     "fit_stage",
     "train_two_stage",
@@ -61,7 +57,6 @@ __all__ = [
     "to_mixed_precision",
     "build_for_comparison",
     "ExecutionOptions",
-    "HostAugmentedBatches",
     "distribution_strategy",
     "global_batch_size",
 ]
@@ -103,55 +98,6 @@ def training_callbacks(patience: int = 6, verbose: int = 0) -> list:
             monitor="val_loss", patience=patience, min_delta=1e-4, restore_best_weights=True
         ),
     ]
-
-
-class EpochBatches:
-    """Training batches whose order is a function of (seed, stage, epoch) alone.
-
-    A ``tf.data`` shuffle draws each epoch's order from the iterator's history, so a
-    run resumed from a checkpoint would see other batches than the run it continues.
-    Here epoch ``e`` of stage ``s`` uses the permutation drawn by
-    ``np.random.default_rng([seed, s, e])``: resume at any epoch, same batches.
-    ``images`` are uint8 grayscale (n, size, size); each batch becomes float32 RGB in
-    0..255, as :func:`covid_tutorial.data.dataset_from_arrays` makes them.
-    """
-
-    def __init__(self, images, labels, *, batch_size: int = 16, seed: int = 0):
-        self.images = np.asarray(images, dtype=np.uint8)
-        self.labels = np.asarray(labels, dtype=np.float32)
-        self.batch_size = int(batch_size)
-        self.seed = int(seed)
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    @property
-    def steps_per_epoch(self) -> int:
-        return math.ceil(len(self) / self.batch_size)
-
-    def order(self, epoch: int, stage_index: int = 0) -> np.ndarray:
-        """The image indices of one epoch, in the order they are batched."""
-        return np.random.default_rng([self.seed, stage_index, epoch]).permutation(len(self))
-
-    def dataset(self, initial_epoch: int, epochs: int, stage_index: int = 0):
-        """Batches of epochs ``initial_epoch`` to ``epochs - 1``, one after another; give
-        ``model.fit`` ``steps_per_epoch=self.steps_per_epoch`` with it."""
-        import tensorflow as tf
-
-        orders = np.array(
-            [self.order(e, stage_index) for e in range(initial_epoch, epochs)], dtype=np.int64
-        ).reshape(-1, len(self))
-        images = tf.constant(self.images[..., None])
-        labels = tf.constant(self.labels)
-
-        def gather(index):
-            batch = tf.image.grayscale_to_rgb(tf.cast(tf.gather(images, index), tf.float32))
-            return batch, tf.gather(labels, index)
-
-        batches = tf.data.Dataset.from_tensor_slices(orders).flat_map(
-            lambda order: tf.data.Dataset.from_tensor_slices(order).batch(self.batch_size)
-        )
-        return batches.map(gather).prefetch(tf.data.AUTOTUNE)
 
 
 def _finite_or_none(value):
@@ -266,17 +212,13 @@ class TrainingCheckpoint:
         history = [list(r) for r in previous["history"][:stage_index]] + [list(rows)]
         self.folder.mkdir(parents=True, exist_ok=True)
         files = {"model": f"model-{stage_index}-{epoch + 1:03d}{'-end' if stage_done else ''}"}
-        tmp = self.folder / f".tmp-{files['model']}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        model.save(tmp, zipped=False)
-        shutil.rmtree(self.folder / files["model"], ignore_errors=True)
-        os.replace(tmp, self.folder / files["model"])
+        with atomic_path(self.folder / files["model"]) as tmp:
+            model.save(tmp, zipped=False)
         if best_weights is not None:  # written once per improvement, not every epoch
             files["best_weights"] = f"best-{stage_index}-{best_epoch + 1:03d}.npz"
             if not (self.folder / files["best_weights"]).is_file():
-                tmp = self.folder / f".tmp-{files['best_weights']}"
-                np.savez(tmp, *best_weights)
-                os.replace(tmp, self.folder / files["best_weights"])
+                with atomic_path(self.folder / files["best_weights"]) as tmp:
+                    np.savez(tmp, *best_weights)
         state = {
             "fingerprint": self.fingerprint,
             "stage": stage,
@@ -289,9 +231,8 @@ class TrainingCheckpoint:
             "history": history,
             "files": files,
         }
-        tmp = self.folder / f".{self.STATE_FILE}.tmp"
-        tmp.write_text(json.dumps(state, indent=1))
-        os.replace(tmp, self.folder / self.STATE_FILE)
+        with atomic_path(self.folder / self.STATE_FILE) as tmp:
+            tmp.write_text(json.dumps(state, indent=1))
         self.state = state
         for old in self.folder.iterdir():  # files that the new state no longer names
             if old.name != self.STATE_FILE and old.name not in files.values():
@@ -636,23 +577,6 @@ class ExecutionOptions(keras.callbacks.Callback):
         super().set_model(model)
         model.run_eagerly = self.run_eagerly
         model.jit_compile = self.jit_compile and not self.run_eagerly
-
-
-class HostAugmentedBatches(EpochBatches):
-    """:class:`covid_tutorial.train.EpochBatches` with the augmentation done in the input pipeline.
-
-    Used with XLA: the augmentation's image resampling (``ImageProjectiveTransformV3``)
-    has no XLA kernel, so an XLA-compiled training step cannot contain it. The same
-    :class:`covid_tutorial.models.RandomAffine` layer runs on the host instead, in tf.data.
-    """
-
-    def __init__(self, images, labels, *, batch_size: int = 16, seed: int = 0):
-        super().__init__(images, labels, batch_size=batch_size, seed=seed)
-        self.augment = RandomAffine(seed=seed, name="augment")
-
-    def dataset(self, initial_epoch: int, epochs: int, stage_index: int = 0):
-        batches = super().dataset(initial_epoch, epochs, stage_index)
-        return batches.map(lambda x, y: (self.augment(x, training=True), y))
 
 
 def distribution_strategy(kind: str | None = None, devices=None) -> tf.distribute.Strategy:

@@ -32,17 +32,20 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 
-from . import phantoms
-from .data import dataset_from_arrays, load_dataset, one_hot
+from .data import (
+    generate_phantoms,
+    load_dataset,
+    load_images,
+    one_hot,
+    phantoms,
+    validation_rows,
+)
 from .errors import CourseError
-from .images import load_images
+from .feed import EpochBatches, dataset_from_arrays
 from .metrics import classification_metrics, patient_bootstrap
 from .models import build_classifier, get_backbone
-from .phantoms import generate_phantoms
-from .splits import validation_rows
-from .system import cache_dir, release_memory, time_call, write_json
+from .system import atomic_path, cache_dir, release_memory, time_call, write_json
 from .train import (
-    EpochBatches,
     class_weights,
     predict_probabilities,
     recalibrate_batchnorm,
@@ -139,9 +142,8 @@ def _save_backbone(model: keras.Model, backbone: str, size: int, path: Path) -> 
     for layer in bare.layers:
         if layer.weights:
             layer.set_weights(model.get_layer(layer.name).get_weights())
-    tmp = path.with_name(f".tmp-{path.name}")
-    bare.save_weights(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        bare.save_weights(tmp)
 
 
 def _train_source(settings: SourceSettings, weights_path: Path, progress: bool) -> dict:

@@ -7,4 +7,3 @@ os.environ.setdefault("COVID_TUTORIAL_PROFILE", "ci")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # Decoded images and unpacked arrays go to a cache of this session, not the checkout's data/.
 os.environ.setdefault("COVID_TUTORIAL_CACHE", tempfile.mkdtemp(prefix="covid-tutorial-cache-"))
-collect_ignore = ["run_notebooks.py", "profile_cells.py", "binder_memory.py", "publish.py", "student_edition.py"]

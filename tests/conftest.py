@@ -24,7 +24,7 @@ def pytest_report_header(config):
 @pytest.fixture(scope="session")
 def phantom_dir(tmp_path_factory):
     """30 patients at 96 px: enough for loaders and splits, fast to make."""
-    from covid_tutorial.phantoms import generate_phantoms
+    from covid_tutorial.data.phantoms import generate_phantoms
 
     out = tmp_path_factory.mktemp("phantoms")
     generate_phantoms(out, patients=30, size=96, seed=0, progress=False)
@@ -36,7 +36,7 @@ def phantom_tree(phantom_dir, tmp_path_factory):
     """The same phantoms as a folder per class (no patient ids), as Kaggle collections ship."""
     import shutil
 
-    from covid_tutorial.data import load_dataset
+    from covid_tutorial.data.table import load_dataset
 
     root = tmp_path_factory.mktemp("tree")
     for row in load_dataset(phantom_dir).itertuples():

@@ -1,10 +1,10 @@
-"""covid_tutorial.activations: feature maps, their statistics, activation maximisation."""
+"""covid_tutorial.explain.activations: feature maps, their statistics, activation maximisation."""
 
 import cv2
 import numpy as np
 import pytest
 
-from covid_tutorial.activations import (
+from covid_tutorial.explain.activations import (
     activation_statistics,
     channel_lesion_energy,
     depth_layers,

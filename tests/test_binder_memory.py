@@ -1,16 +1,16 @@
-"""notebooks/binder_memory.py: a real Jupyter server runs a notebook and its memory is measured.
+"""tools/binder_memory.py: a real Jupyter server runs a notebook and its memory is measured.
 
 The notebooks here are tiny (NumPy only), so the whole file costs a few seconds of CPU; the
-course's own figures come from `python notebooks/binder_memory.py` and are checked in README.md.
+course's own figures come from `python -m tools.binder_memory` and are checked in README.md.
 """
 
-import importlib.util
 import re
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
+
+from tools import binder_memory
 
 ROOT = Path(__file__).resolve().parents[1]
 HELD_BYTES = 300_000_000
@@ -19,17 +19,6 @@ needs_linux_proc = pytest.mark.skipif(
     not ROLLUP.exists() or b"Pss_Anon:" not in ROLLUP.read_bytes(),
     reason="binder_memory.py reads Linux's /proc/PID/smaps_rollup",
 )
-
-
-def _load_module():
-    spec = importlib.util.spec_from_file_location("binder_memory", ROOT / "notebooks" / "binder_memory.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-binder_memory = _load_module()
 
 
 def _write_notebook(folder: Path, name: str, cells: list[str]) -> Path:
@@ -81,7 +70,7 @@ def test_a_missing_notebook_is_one_error_line(tmp_path):
 def test_readme_table_has_every_notebook_within_binders_limit():
     rows = binder_memory.parse_table((ROOT / "README.md").read_text(encoding="utf-8"))
     notebooks = {p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")}
-    assert set(rows) == notebooks, "run `python notebooks/binder_memory.py` for the notebooks missing or renamed"
+    assert set(rows) == notebooks, "run `python -m tools.binder_memory` for the notebooks missing or renamed"
     for name, row in rows.items():
         peak_gb = float(re.fullmatch(r"([\d.]+) GB", row["peak server+kernel"]).group(1))
         assert peak_gb <= binder_memory.BINDER_LIMIT_GB, f"{name}: {peak_gb} GB on Binder"

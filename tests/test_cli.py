@@ -124,7 +124,7 @@ def test_old_spellings_and_missing_arguments_are_refused(argv, capsys):
         (["bench", "phantoms", "--out", "OUT", "--difficulties", "0", "0.3", "--profile", "ci"],
          "covid_tutorial.pipeline", "calibrate_phantoms", {"difficulties": [0.0, 0.3], "profile": "ci"}),
         (["phantoms", "--out", "OUT", "--difficulty", "0.2", "--no-lesions"],
-         "covid_tutorial.phantoms", "generate_phantoms", {"difficulty": 0.2, "lesions": False}),
+         "covid_tutorial.data", "generate_phantoms", {"difficulty": 0.2, "lesions": False}),
         (["compare", "speed", "--models", "vgg16", "--timed-calls", "2", "--xla", "--inference-only"],
          "covid_tutorial.bench", "speed_table",
          {"repeats": 2, "xla": (False, True), "precisions": ("float32",), "train": False, "batch_size": 16}),
@@ -264,7 +264,7 @@ def test_demo_ci_profile_learns_and_writes_its_report(tmp_path):
     """The README's main job, seeded, as a new user runs it: on the phantoms' calibrated default
     difficulty the network is right most of the time but not always (macro F1 between 0.85 and
     0.98 on held-out patients, with an interval of real width)."""
-    from covid_tutorial.data import ensure_phantoms
+    from covid_tutorial.data.table import ensure_phantoms
 
     data = ensure_phantoms("ci", progress=False)
     before = snapshot(data)

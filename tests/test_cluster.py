@@ -21,7 +21,7 @@ import yaml
 from covid_tutorial import compare, metrics
 from covid_tutorial.cli import build_parser, main
 from covid_tutorial.errors import CourseError, RunError
-from covid_tutorial.phantoms import generate_phantoms
+from covid_tutorial.data.phantoms import generate_phantoms
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "cluster.md"
 MODELS = ["vgg16", "efficientnetb0"]

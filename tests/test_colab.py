@@ -13,12 +13,12 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from covid_tutorial import colab, download, profiles, system
+from covid_tutorial import colab, profiles, system
+from covid_tutorial.data import download
+from tools import publish  # the setup cell's one source
 
 ROOT = Path(__file__).resolve().parents[1]
 CONSTRAINTS = ROOT / "colab" / "constraints.txt"
-sys.path.insert(0, str(ROOT / "notebooks"))
-import publish  # noqa: E402  (notebooks/publish.py: the setup cell's one source)
 
 
 def colab_pins() -> dict[str, str]:

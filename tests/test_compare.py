@@ -10,9 +10,10 @@ wrong formula in the test.
 import pandas as pd
 import pytest
 
-from covid_tutorial import compare, metrics, splits
+from covid_tutorial import compare, metrics
+from covid_tutorial.data import splits
 from covid_tutorial.cli import main
-from covid_tutorial.data import load_dataset
+from covid_tutorial.data.table import load_dataset
 from covid_tutorial.errors import CourseError, RunError
 
 TINY = dict(folds=2, repeats=1, profile="ci", image_size=32, batch_size=32, head_epochs=1, eager=True, latency_repeats=1,

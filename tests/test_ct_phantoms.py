@@ -1,4 +1,4 @@
-"""Tests for the synthetic chest CT phantoms (covid_tutorial.ct_phantoms)."""
+"""Tests for the synthetic chest CT phantoms (covid_tutorial.data.ct_phantoms)."""
 
 import json
 from pathlib import Path
@@ -9,15 +9,15 @@ import pandas as pd
 import pytest
 from folder_snapshot import file_hashes
 
-from covid_tutorial.ct_phantoms import (
+from covid_tutorial.data.ct_phantoms import (
     CT_METADATA_COLUMNS,
     LUNG_WINDOW,
     generate_ct_phantoms,
     measure_ct_phantoms,
 )
-from covid_tutorial.data import load_dataset
+from covid_tutorial.data.table import load_dataset
 from covid_tutorial.errors import DataError
-from covid_tutorial.phantoms import (
+from covid_tutorial.data.phantoms import (
     METADATA_COLUMNS,
     PHANTOM_FINDINGS,
     generate_phantoms,

@@ -9,12 +9,13 @@ import pandas as pd
 import pytest
 from folder_snapshot import snapshot
 
-from covid_tutorial.data import load_dataset, make_dataset
-from covid_tutorial.images import load_images, pad_and_resize, read_image
+from covid_tutorial.data.table import load_dataset
+from covid_tutorial.feed import make_dataset
+from covid_tutorial.data.images import load_images, pad_and_resize, read_image
 from covid_tutorial.errors import DataError, DataWarning
-from covid_tutorial.labels import CLASS_NAMES, map_label
-from covid_tutorial.registry import REGISTRY, PatientIds
-from covid_tutorial.splits import (
+from covid_tutorial.data.labels import CLASS_NAMES, map_label
+from covid_tutorial.data.registry import REGISTRY, PatientIds
+from covid_tutorial.data.splits import (
     check_patient_disjoint,
     patient_folds,
     split_by_patient,
@@ -225,7 +226,7 @@ def test_make_dataset_yields_rgb_batches(phantom_dir):
 def test_input_pipeline_benchmark_reports_all_candidates(phantom_dir):
     from covid_tutorial.bench import benchmark_input_pipeline
 
-    result = benchmark_input_pipeline(load_dataset(phantom_dir).head(12), image_size=32, batch_size=4, epochs=2)
+    result = benchmark_input_pipeline(load_dataset(phantom_dir).head(12), image_size=32, batch_size=4, epochs=2).table
     assert len(result) == 3 and result["pipeline"].iloc[-1].startswith("course pipeline")
     assert (result[["epoch_1_images_per_s", "later_epochs_images_per_s"]] > 0).all().all()
     assert result["course_speedup_later_epochs"].iloc[-1] == 1.0
@@ -322,7 +323,7 @@ def test_csv_without_file_column_finds_images_named_after_patients(tmp_path):
 
 def test_npz_arrays_are_cached_outside_the_input_folder(tmp_path, monkeypatch):
     cache = tmp_path / "cache"
-    monkeypatch.setattr("covid_tutorial.data.cache_dir", lambda kind: cache / kind)
+    monkeypatch.setattr("covid_tutorial.data.table.cache_dir", lambda kind: cache / kind)
     folder = tmp_path / "pneumoniamnist"
     folder.mkdir()
     rng = np.random.default_rng(0)
@@ -486,7 +487,7 @@ def test_patient_named_images_are_looked_for_in_images_not_masks(tmp_path):
 
 
 def test_ensure_phantoms_names_the_folder_by_size_and_generator(tmp_path, monkeypatch):
-    from covid_tutorial import data as data_module
+    from covid_tutorial.data import table as data_module
 
     monkeypatch.setattr(data_module, "data_root", lambda: tmp_path)
     first = data_module.ensure_phantoms("ci", patients=6, size=64, progress=False)

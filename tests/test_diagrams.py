@@ -1,4 +1,4 @@
-"""covid_tutorial.diagrams: block diagrams agree with Keras, the split picture with its tables."""
+"""covid_tutorial.teaching.diagrams: block diagrams agree with Keras, the split picture with its tables."""
 
 import io
 import itertools
@@ -16,7 +16,7 @@ from matplotlib.text import Text
 from matplotlib.transforms import Bbox
 from sklearn.model_selection import train_test_split
 
-from covid_tutorial.diagrams import (
+from covid_tutorial.teaching.diagrams import (
     diagram_labels,
     draw_gradcam_flow,
     draw_mbconv_block,
@@ -24,8 +24,8 @@ from covid_tutorial.diagrams import (
     draw_residual_blocks,
     figure_texts,
 )
-from covid_tutorial.fundamentals import basic_residual_block
-from covid_tutorial.splits import split_by_patient
+from covid_tutorial.teaching.fundamentals import basic_residual_block
+from covid_tutorial.data.splits import split_by_patient
 
 CONV_LABEL = re.compile(r"^(\d+)×(\d+) conv, (\d+)")
 BOTH_SIDES = re.compile(r"(\d+) of (\d+) patients on both sides")

@@ -28,7 +28,7 @@ SCRIPT = textwrap.dedent(
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
-    from covid_tutorial.data import dataset_from_arrays
+    from covid_tutorial.feed import dataset_from_arrays
     from covid_tutorial.errors import CourseError
     from covid_tutorial.models import build_classifier
     from covid_tutorial.train import (EpochBatches, TrainingCheckpoint, distribution_strategy, fit_stage,

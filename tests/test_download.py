@@ -28,8 +28,8 @@ from fixtures_http import (
     write_zip_with_symlink,
 )
 
-from covid_tutorial import download as dl
-from covid_tutorial.registry import DatasetInfo, PatientIds, get_dataset_info
+from covid_tutorial.data import download as dl
+from covid_tutorial.data.registry import DatasetInfo, PatientIds, get_dataset_info
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -103,7 +103,7 @@ def leftovers(folder: Path) -> list[str]:
     return sorted(
         path.name
         for path in folder.rglob("*")
-        if path.name.startswith("tmp") or ".partial-" in path.name or path.name.endswith(".tmp")
+        if path.name.startswith(("tmp", ".tmp-")) or ".partial-" in path.name or path.name.endswith(".tmp")
     )
 
 

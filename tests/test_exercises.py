@@ -1,4 +1,4 @@
-"""The self-checked exercises of notebooks 01-08 (covid_tutorial.exercises and exercises.toml).
+"""The self-checked exercises of notebooks 01-08 (covid_tutorial.teaching.exercises and exercises.toml).
 
 Each exercise cell is run on its own, as nbval and a learner run it: its starter code must
 say "not yet attempted", the solution of exercises.toml "correct", and a typical mistake
@@ -19,7 +19,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from covid_tutorial.exercises import UnknownExerciseError, check, exercise_ids, hint, solution
+from covid_tutorial.teaching.exercises import UnknownExerciseError, check, exercise_ids, hint, solution
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("0[1-8]_*.ipynb"))
 TITLE_LINE = re.compile(r"# Exercise (\d\d\.\d+): (.+)")
@@ -28,7 +28,7 @@ CHECK_LINE = re.compile(r'check\("(\d\d\.\d+)", (\w+)\)')
 PREAMBLE = """import keras
 import numpy as np
 import pandas as pd
-from covid_tutorial.exercises import check, hint, solution
+from covid_tutorial.teaching.exercises import check, hint, solution
 """
 
 # A typical mistake per exercise, and a piece of the message that must point at it.
@@ -160,7 +160,7 @@ def _replaced(cell_source: str, code: str) -> str:
 
 @functools.cache
 def _toml() -> dict:
-    return tomllib.loads(resources.files("covid_tutorial").joinpath("exercises.toml").read_text(encoding="utf-8"))
+    return tomllib.loads(resources.files("covid_tutorial.teaching").joinpath("exercises.toml").read_text(encoding="utf-8"))
 
 
 def _toml_entry(exercise_id: str) -> dict:
@@ -191,7 +191,7 @@ def test_the_exercise_cell_follows_the_convention(exercise_id):
     nb = _notebook(path)
     exercise_cells = [i for i, c in enumerate(nb.cells) if "exercise" in c.metadata.get("tags", [])]
     if index == exercise_cells[0]:
-        assert "from covid_tutorial.exercises import check, hint, solution" in cell.source
+        assert "from covid_tutorial.teaching import check, hint, solution" in cell.source
     assert nb.cells[index - 1].cell_type == "markdown", "a markdown cell states the task before each exercise cell"
 
 

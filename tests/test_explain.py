@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from covid_tutorial.activations import (
+from covid_tutorial.explain.activations import (
     depth_layers,
     extract_activations,
 )

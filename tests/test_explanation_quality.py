@@ -1,9 +1,9 @@
-"""covid_tutorial.explanation_quality: pointing game, energy in the lesion and faithfulness, on hand-made cases and a model."""
+"""covid_tutorial.explain.quality: pointing game, energy in the lesion and faithfulness, on hand-made cases and a model."""
 
 import numpy as np
 import pytest
 
-from covid_tutorial.explanation_quality import (
+from covid_tutorial.explain.quality import (
     deletion_scores,
     energy_inside,
     explanation_quality,
@@ -72,7 +72,7 @@ def test_quality_table_per_method_and_class(model_and_image, gray_images):
 
 
 def test_central_band_and_localization_table():
-    from covid_tutorial.explanation_quality import central_band, localization_table
+    from covid_tutorial.explain.quality import central_band, localization_table
 
     band = central_band(9)
     assert band.sum() == 27 and band[:, 3:6].all() and not band[:, :3].any()

@@ -1,4 +1,4 @@
-"""covid_tutorial.fundamentals: each number the notebooks 01 and 02 print, checked independently.
+"""covid_tutorial.teaching.fundamentals: each number the notebooks 01 and 02 print, checked independently.
 
 Keras is the reference for the NumPy convolution, pooling and output-size arithmetic;
 hand computations are the reference for parameter and MAC counts.
@@ -11,7 +11,8 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from covid_tutorial import fundamentals as fun  # noqa: E402
+from covid_tutorial.teaching import fundamentals as fun  # noqa: E402
+from covid_tutorial.models import count_macs, layer_costs  # noqa: E402
 
 
 def _keras_conv(x, kernel, bias, strides, padding, dilation=1):
@@ -158,11 +159,11 @@ def test_count_macs_of_a_tiny_model_equals_the_hand_count():
     outputs = keras.layers.Dense(5, name="dense")(x)  # 18 inputs x 5 units
     model = keras.Model(inputs, outputs)
     by_hand = {"conv": 6 * 6 * 4 * 27, "pointwise": 3 * 3 * 2 * 4, "dense": 18 * 5}
-    table = fun.layer_costs(model).set_index("layer")
+    table = layer_costs(model).set_index("layer")
     for name, macs in by_hand.items():
         assert table.loc[name, "macs"] == macs, name
     assert table.loc[["bn", "pool", "flatten"], "macs"].sum() == 0
-    assert fun.count_macs(model) == sum(by_hand.values()) == 4050
+    assert count_macs(model) == sum(by_hand.values()) == 4050
     assert table["params"].sum() == model.count_params()
 
 
@@ -175,8 +176,8 @@ def test_count_macs_of_depthwise_separable_grouped_and_nested_layers():
     outer_in = keras.Input((8, 8, 4))
     outer = keras.Model(outer_in, keras.layers.Dense(3, name="head")(inner(outer_in)))  # 6*6 positions x 4 x 3
     expected = 8 * 8 * 4 * 9 + (8 * 8 * 4 * 9 + 8 * 8 * 4 * 6) + 6 * 6 * 4 * 27 + 6 * 6 * 4 * 3
-    assert fun.count_macs(outer) == expected
-    assert set(fun.layer_costs(outer)["layer"]) >= {"dw", "sep", "grouped", "head"}
+    assert count_macs(outer) == expected
+    assert set(layer_costs(outer)["layer"]) >= {"dw", "sep", "grouped", "head"}
 
 
 def test_lenet5_and_alexnet_match_their_hand_counts():
@@ -222,7 +223,7 @@ def test_resnet50_census_49_main_path_convs_4_shortcuts_1_dense(resnet50):
     shortcuts = census[census["role"] == "projection shortcut"]
     assert shortcuts["kernel"].eq("1x1").all() and shortcuts["stride"].tolist() == [1, 2, 2, 2]
     assert resnet50.count_params() == 25_636_712
-    assert fun.count_macs(resnet50) == 3_857_973_248
+    assert count_macs(resnet50) == 3_857_973_248
 
 
 def test_basic_block_params_equal_the_hand_count():
@@ -255,7 +256,7 @@ def test_bottleneck_identity_block_hand_count_and_downsampling_variants():
     keras_style = keras.Model(inputs, fun.bottleneck_residual_block(inputs, 128, 2, downsample_in="1x1", name="a"))
     torch_style = keras.Model(inputs, fun.bottleneck_residual_block(inputs, 128, 2, downsample_in="3x3", name="b"))
     assert keras_style.count_params() == torch_style.count_params()
-    assert fun.count_macs(torch_style) > fun.count_macs(keras_style)
+    assert count_macs(torch_style) > count_macs(keras_style)
     with pytest.raises(ValueError, match="downsample_in"):
         fun.bottleneck_residual_block(inputs, 64, downsample_in="5x5")
 

@@ -13,10 +13,10 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from covid_tutorial import images as images_module
-from covid_tutorial.data import load_dataset
+from covid_tutorial.data import images as images_module
+from covid_tutorial.data.table import load_dataset
 from covid_tutorial.errors import DataError, DataWarning
-from covid_tutorial.images import IMAGE_EXTENSIONS, load_images, pad_and_resize, read_image
+from covid_tutorial.data.images import IMAGE_EXTENSIONS, load_images, pad_and_resize, read_image
 
 from folder_snapshot import snapshot
 
@@ -256,13 +256,14 @@ def test_a_dicom_without_pixel_data_is_one_clear_error_and_is_skipped(tmp_path):
 
 
 def test_the_loading_benchmark_times_three_ways_and_leaves_no_cache(phantom_dir, tmp_path):
-    from covid_tutorial.bench import benchmark_image_loading, format_image_loading_benchmark
+    from covid_tutorial.bench import benchmark_image_loading
 
     before = snapshot(phantom_dir)
-    result = benchmark_image_loading(load_dataset(phantom_dir).head(6), 32, workers=2, cache_folder=tmp_path / "c")
+    benchmark = benchmark_image_loading(load_dataset(phantom_dir).head(6), 32, workers=2, cache_folder=tmp_path / "c")
+    result = benchmark.table
     assert len(result) == 3 and (result["images"] == 6).all() and (result["seconds"] > 0).all()
     assert (result["max_abs_difference"] == 0).all(), "PNG: the same pixels every way"
     assert np.isnan(result["ratio"][0]) and (result["ratio"][1:] > 0).all()
     assert result["ratio"][2] == pytest.approx(result["seconds"][1] / result["seconds"][2])
-    assert "2 workers" in format_image_loading_benchmark(result)
+    assert "2 workers" in str(benchmark)
     assert list((tmp_path / "c").iterdir()) == [] and snapshot(phantom_dir) == before

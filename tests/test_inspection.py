@@ -8,8 +8,8 @@ import pandas as pd
 from folder_snapshot import snapshot
 
 from covid_tutorial.cli import main
-from covid_tutorial.data import load_dataset
-from covid_tutorial.inspection import (
+from covid_tutorial.data.table import load_dataset
+from covid_tutorial.data.inspection import (
     CONFOUNDER_MARGIN,
     NEAR_DUPLICATE_BITS,
     check_confounders,
@@ -19,7 +19,7 @@ from covid_tutorial.inspection import (
     inspect_dataset,
     perceptual_hash,
 )
-from covid_tutorial.phantoms import generate_phantoms
+from covid_tutorial.data.phantoms import generate_phantoms
 
 
 def test_perceptual_hash_survives_resizing_and_jpeg(phantom_dir):
@@ -194,9 +194,9 @@ def test_too_few_patients_give_a_reason_or_fewer_folds(tmp_path):
 
 def test_leakage_shows_on_labels_that_mean_nothing(phantom_dir):
     """Random labels per patient: no disease signal at all, so only a leaky split can beat chance."""
-    from covid_tutorial.data import load_dataset
-    from covid_tutorial.images import load_images
-    from covid_tutorial.splits import measure_split_leakage
+    from covid_tutorial.data.table import load_dataset
+    from covid_tutorial.data.images import load_images
+    from covid_tutorial.data.splits import measure_split_leakage
 
     thumbnails, table = load_images(load_dataset(phantom_dir), 16, progress=False)
     patients = table["patient_id"].to_numpy()

@@ -1,4 +1,4 @@
-"""covid_tutorial.interactive: the widgets driven without a browser, their static versions,
+"""covid_tutorial.teaching.interactive: the widgets driven without a browser, their static versions,
 and the same widget tests again under ipywidgets 7.7 (Colab's version)."""
 
 import base64
@@ -15,11 +15,11 @@ import pytest
 from IPython.core.formatters import DisplayFormatter
 from matplotlib.figure import Figure
 
-from covid_tutorial import interactive
+from covid_tutorial.teaching import interactive
 from covid_tutorial.errors import CourseError
-from covid_tutorial.explain import METHOD_TITLES, Explainer
+from covid_tutorial.explain.maps import METHOD_TITLES, Explainer
 from covid_tutorial.figures import figure_to_png, overlay_heatmap, overlay_with_outline
-from covid_tutorial.interactive import (
+from covid_tutorial.teaching.interactive import (
     STATIC_VERSION_NOTE,
     gradcam_explorer,
     gradcam_static,

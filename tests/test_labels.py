@@ -1,7 +1,7 @@
 import pytest
 
 from covid_tutorial.errors import DataError
-from covid_tutorial.labels import (
+from covid_tutorial.data.labels import (
     CLASS_NAMES,
     COVID_VS_REST,
     SYNONYMS,
@@ -11,7 +11,7 @@ from covid_tutorial.labels import (
     parse_label_map,
     task_classes,
 )
-from covid_tutorial.registry import REGISTRY
+from covid_tutorial.data.registry import REGISTRY
 
 
 @pytest.mark.parametrize(

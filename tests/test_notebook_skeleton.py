@@ -103,7 +103,7 @@ def test_header_states_measured_run_time_and_memory_per_profile(nb_path):
     for profile in ("ci", "page", "cpu"):
         assert re.search(r"\d+(\.\d+)? (s|min)\b[^|]*\| \d+\.\d+ GB", rows[profile]), (
             f"the {profile} row must hold a measured time and memory: "
-            f"run `python notebooks/run_notebooks.py measure --profile {profile} {nb_path.name}`"
+            f"run `python -m tools.run_notebooks measure --profile {profile} {nb_path.name}`"
         )
 
 
@@ -112,9 +112,9 @@ def test_header_says_which_run_made_the_outputs(nb_path):
     block = BUDGET.search(_read(nb_path).cells[0].source)
     assert block and re.search(
         rf"\*\*Outputs on this page:\*\* the `page` profile, .*executed \d{{4}}-\d\d-\d\d with "
-        rf"`python notebooks/run_notebooks.py execute --profile page notebooks/{re.escape(nb_path.name)}`",
+        rf"`python -m tools\.run_notebooks execute --profile page notebooks/{re.escape(nb_path.name)}`",
         block.group(1),
-    ), f"re-execute it: python notebooks/run_notebooks.py execute notebooks/{nb_path.name}"
+    ), f"re-execute it: python -m tools.run_notebooks execute notebooks/{nb_path.name}"
 
 
 def test_setup_cell(nb_path):
@@ -190,7 +190,7 @@ def test_committed_executed_in_order_without_errors_or_noise(nb_path):
     nb = _read(nb_path)
     assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
     counts = [cell.execution_count for cell in _code_cells(nb)]
-    assert None not in counts, "commit the notebook executed: python notebooks/run_notebooks.py execute"
+    assert None not in counts, "commit the notebook executed: python -m tools.run_notebooks execute"
     assert counts == list(range(1, len(counts) + 1)), "execute top to bottom in a fresh kernel"
     for cell in _code_cells(nb):
         for output in cell.outputs:

@@ -1,4 +1,4 @@
-"""Tests for the synthetic chest X-ray phantoms (covid_tutorial.phantoms)."""
+"""Tests for the synthetic chest X-ray phantoms (covid_tutorial.data.phantoms)."""
 
 from pathlib import Path
 
@@ -10,7 +10,7 @@ from folder_snapshot import file_hashes
 from sklearn.model_selection import StratifiedGroupKFold, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
-from covid_tutorial.phantoms import (
+from covid_tutorial.data.phantoms import (
     METADATA_COLUMNS,
     PHANTOM_FINDINGS,
     generate_phantoms,

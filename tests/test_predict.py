@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from covid_tutorial import __version__
-from covid_tutorial.bench import benchmark_predict, format_benchmark
+from covid_tutorial.bench import benchmark_predict
 from covid_tutorial.cli import main
-from covid_tutorial.images import load_images
+from covid_tutorial.data.images import load_images
 from covid_tutorial.metrics import decide, operating_point, threshold_for_sensitivity
 from covid_tutorial.models import build_classifier
 from covid_tutorial.pipeline import train_run
@@ -85,7 +85,7 @@ def test_predict_gives_the_right_class_for_known_phantoms(tmp_path, capsys):
     """Trained end to end as notebook 04 trains in the ci profile, on textbook phantoms (difficulty 0),
     then asked from the command line about held-out ones whose class is known: COVID-19 ones must
     come back as COVID-19."""
-    from covid_tutorial.phantoms import generate_phantoms
+    from covid_tutorial.data.phantoms import generate_phantoms
 
     run, data = tmp_path / "run", tmp_path / "phantoms"
     generate_phantoms(data, patients=150, size=128, difficulty=0, progress=False)
@@ -150,10 +150,10 @@ def test_threshold_favouring_sensitivity_and_what_it_costs():
 def test_benchmark_reports_every_variant(tmp_path):
     run = fake_run(tmp_path / "run")
     result = benchmark_predict(run, repeats=2, batch_size=2, batch_repeats=1, warmup=0, progress=False)
-    methods = result["latency"]["method"].tolist()
+    methods = result.latency["method"].tolist()
     assert methods == ["model.predict", "tf.function", "tf.function + XLA", "BatchNorm folded + XLA", "course predictor"]
-    assert (result["latency"]["median_ms"] > 0).all() and result["max_abs_difference"] < 1e-5
-    text = format_benchmark(result)
+    assert (result.latency["median_ms"] > 0).all() and result.max_abs_difference < 1e-5
+    text = str(result)
     assert "| course predictor |" in text and "images/s" in text and "CPU cores" in text
 
 

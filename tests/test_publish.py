@@ -2,16 +2,15 @@
 
 import shutil
 import subprocess
-import sys
 import urllib.parse
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from tools import publish
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "notebooks"))
-import publish  # noqa: E402
 
 URL = "https://github.com/example-account/covid_tutorial"
 

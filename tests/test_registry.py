@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from covid_tutorial import registry as reg
-from covid_tutorial.download import download_dataset
+from covid_tutorial.data import registry as reg
+from covid_tutorial.data.download import download_dataset
 from covid_tutorial.errors import CourseError
-from covid_tutorial.labels import CLASS_NAMES
+from covid_tutorial.data.labels import CLASS_NAMES
 
 REPO = Path(__file__).resolve().parent.parent
 REQUIRED = {
@@ -153,7 +153,7 @@ def test_docs_table_matches_the_registry():
     generated = docs.split(start, 1)[1].split(end, 1)[0].strip()
     assert generated == reg.format_registry_markdown().strip(), (
         "docs/datasets.md is out of date: paste the output of "
-        "covid_tutorial.registry.format_registry_markdown() between the registry markers"
+        "covid_tutorial.data.registry.format_registry_markdown() between the registry markers"
     )
     rows = re.findall(r"^\| `([a-z0-9-]+)` +\|", generated, flags=re.MULTILINE)
     assert rows == list(reg.REGISTRY)
@@ -163,10 +163,10 @@ def test_docs_table_matches_the_registry():
 
 
 def test_every_entry_of_the_packaged_toml_loads_and_validates():
-    packaged = importlib.resources.files("covid_tutorial") / "registry.toml"
+    packaged = importlib.resources.files("covid_tutorial.data") / "registry.toml"
     raw = tomllib.loads(packaged.read_text(encoding="utf-8"))["datasets"]
     assert list(raw) == list(reg.REGISTRY)
-    again = reg.read_registry(REPO / "covid_tutorial" / "registry.toml")
+    again = reg.read_registry(REPO / "covid_tutorial" / "data" / "registry.toml")
     assert again == reg.REGISTRY
     for name, table in raw.items():
         info = reg.REGISTRY[name]
@@ -304,7 +304,7 @@ def test_loader_fields_say_where_images_labels_and_patients_are():
 def test_phantoms_entry_matches_the_real_generator():
     import inspect
 
-    from covid_tutorial import phantoms
+    from covid_tutorial.data import phantoms
 
     inspect.signature(phantoms.generate_phantoms).bind(Path("out"), progress=False)
     info = reg.get_dataset_info("phantoms")

@@ -1,10 +1,10 @@
-"""covid_tutorial.shortcuts: where maps point, masking outside the lung box, accuracy per test set."""
+"""covid_tutorial.explain.shortcuts: where maps point, masking outside the lung box, accuracy per test set."""
 
 import numpy as np
 import pytest
 
 from covid_tutorial.errors import CourseError
-from covid_tutorial.shortcuts import (
+from covid_tutorial.explain.shortcuts import (
     accuracy_by_test_set,
     box_mask,
     energy_in_box,
@@ -56,9 +56,9 @@ def test_accuracy_by_test_set_with_a_hand_made_model():
 
 
 def test_write_masked_dataset_masks_images_and_keeps_the_rest(tmp_path):
-    from covid_tutorial.data import load_dataset
-    from covid_tutorial.images import read_image
-    from covid_tutorial.phantoms import generate_phantoms
+    from covid_tutorial.data.table import load_dataset
+    from covid_tutorial.data.images import read_image
+    from covid_tutorial.data.phantoms import generate_phantoms
 
     source = tmp_path / "source"
     generate_phantoms(source, patients=3, size=40, seed=0, marker_class="COVID-19", progress=False)

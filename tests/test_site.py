@@ -1,4 +1,4 @@
-"""The course site, as a reader sees it: built offline by `book/build_site.py`, served on
+"""The course site, as a reader sees it: built offline by `python -m book.build_site`, served on
 127.0.0.1, and every page loaded in headless Chromium (Debian's `chromium` and
 `chromium-driver`, driven by selenium). Nothing leaves the machine: Chromium resolves no
 host but 127.0.0.1, so external links and images are never fetched.
@@ -182,9 +182,9 @@ def _split_console(entries: list[dict], base: str) -> tuple[list[str], list[str]
 
 
 def _build_site(root: Path, out: Path) -> subprocess.CompletedProcess:
-    """`book/build_site.py` of the course at `root`, as a user runs it."""
-    command = [sys.executable, str(root / "book" / "build_site.py"), "--out", str(out)]
-    return subprocess.run(command, capture_output=True, text=True)
+    """`python -m book.build_site` of the course at `root`, run from there as tasks.py runs it."""
+    command = [sys.executable, "-m", "book.build_site", "--out", str(out)]
+    return subprocess.run(command, capture_output=True, text=True, cwd=root)
 
 
 def _status(url: str) -> int:
@@ -371,8 +371,8 @@ def test_screenshots_show_a_rendered_page(walk):
 def _mini_course(root: Path, repository: str) -> None:
     """A course of one page and one notebook, with links to repository files that are not pages."""
     shutil.copytree(ROOT / "book", root / "book", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "tools", root / "tools", ignore=shutil.ignore_patterns("__pycache__"))  # publish reads course.toml
     (root / "notebooks").mkdir()
-    shutil.copy(ROOT / "notebooks" / "publish.py", root / "notebooks")  # reads course.toml
     (root / "book" / "site.toml").write_text(
         'title = "Mini"\nlanding = "README.md"\n'
         '[[section]]\ncaption = "Lessons"\npages = ["notebooks/01_a.ipynb", "references.md"]\n'
@@ -380,8 +380,8 @@ def _mini_course(root: Path, repository: str) -> None:
         'sources = "notebooks/01_a.ipynb"\nheading = "## References"\n'
     )
     (root / "course.toml").write_text(f'[published]\nrepository = "{repository}"\nref = "v1"\n')
-    (root / "covid_tutorial").mkdir()
-    (root / "covid_tutorial" / "registry.toml").write_text("")
+    (root / "covid_tutorial" / "data").mkdir(parents=True)
+    (root / "covid_tutorial" / "data" / "registry.toml").write_text("")
     (root / "tasks.py").write_text("")
     (root / "README.md").write_text(
         "# Mini\n\nSee [the tasks](tasks.py), the [package](covid_tutorial/) and [lesson 01](notebooks/01_a.ipynb).\n"
@@ -390,7 +390,7 @@ def _mini_course(root: Path, repository: str) -> None:
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     notebook.cells = [
         nbformat.v4.new_markdown_cell(
-            "# Lesson A\n\nBack to [the README](../README.md); the [registry](../covid_tutorial/registry.toml).\n\n"
+            "# Lesson A\n\nBack to [the README](../README.md); the [registry](../covid_tutorial/data/registry.toml).\n\n"
             "## References\n\n- Doe J (2020). A short title. *J*\n- Doe J (2020). A short title. *J* 1:2. doi:10/x\n"
         ),
         nbformat.v4.new_code_cell("1"),
@@ -414,7 +414,7 @@ def test_links_to_repository_files_follow_course_toml(tmp_path, repository):
     files = {
         f"{repository}/blob/v1/tasks.py",
         f"{repository}/tree/v1/covid_tutorial",
-        f"{repository}/blob/v1/covid_tutorial/registry.toml",
+        f"{repository}/blob/v1/covid_tutorial/data/registry.toml",
     }
     colab = "https://colab.research.google.com/github/someone/covid_tutorial/blob/v1/notebooks/01_a.ipynb"
     if repository:

@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 
 from covid_tutorial.errors import DataError, DataWarning
-from covid_tutorial.splits import patient_folds, split_by_publisher
+from covid_tutorial.data.splits import patient_folds, split_by_publisher
 
 
 def _table(patients_per_class, publisher=None, ids=True):

@@ -1,14 +1,12 @@
-"""The student edition (notebooks/student_edition.py): no solution text, the teacher's code
+"""The student edition (tools/student_edition.py): no solution text, the teacher's code
 cells unchanged and in order (so nbval on the edition runs the same code), exercise outputs
 cleared, every other output as committed, links that resolve inside the edition, and the
 refusals. Cheap: nothing is executed here; nbval runs the edition itself.
 
 The edge cases use a small synthetic repository; the rest the committed notebooks."""
 
-import importlib.util
 import json
 import re
-import sys
 import tomllib
 from pathlib import Path
 
@@ -16,24 +14,15 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
+from tools import student_edition
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
-EXERCISES_TOML = ROOT / "covid_tutorial" / "exercises.toml"
+EXERCISES_TOML = ROOT / "covid_tutorial" / "teaching" / "exercises.toml"
 TEACHER_NOTEBOOKS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 SOLUTION_LINE_MIN_LENGTH = 30  # shorter lines ("</details>", "1. Measure it.") say nothing
 EXERCISE_FIRST_LINE = re.compile(r"# Exercise \d\d\.\d+:")
 LINK_TARGET = re.compile(r"\]\(\s*<?([^)\s>]+)|\b(?:href|src)=\"([^\"]+)\"")
-
-
-def _load_student_edition():
-    spec = importlib.util.spec_from_file_location("student_edition", NOTEBOOKS / "student_edition.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-student_edition = _load_student_edition()
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -290,14 +279,14 @@ def _teachers_page_table(markers: tuple[str, str]) -> str:
 def test_teachers_page_time_table_is_the_readmes():
     expected = student_edition.teachers_time_table((ROOT / "README.md").read_text(encoding="utf-8"))
     assert _teachers_page_table(student_edition.TEACHERS_MARKERS) == expected, (
-        "regenerate it: python notebooks/student_edition.py --teachers-table"
+        "regenerate it: python -m tools.student_edition --teachers-table"
     )
 
 
 def test_teachers_page_exercise_table_is_the_notebooks():
     expected = student_edition.teachers_exercise_table()
     assert _teachers_page_table(student_edition.EXERCISES_MARKERS) == expected, (
-        "regenerate it: python notebooks/student_edition.py --teachers-table"
+        "regenerate it: python -m tools.student_edition --teachers-table"
     )
 
 

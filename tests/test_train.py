@@ -6,9 +6,9 @@ import keras
 import numpy as np
 import pytest
 
-from covid_tutorial import bench, train
-from covid_tutorial.data import load_dataset, one_hot
-from covid_tutorial.images import load_images
+from covid_tutorial import bench, feed, train
+from covid_tutorial.data.table import load_dataset, one_hot
+from covid_tutorial.data.images import load_images
 from covid_tutorial.errors import RunError
 from covid_tutorial.models import (
     backbone_layers,
@@ -169,7 +169,7 @@ def test_execution_options_reach_the_fit_of_train_two_stage():
     model = keras.Model(inputs, keras.layers.Activation("softmax", name="predictions")(x))
     images = np.random.default_rng(0).uniform(0, 255, (8, 8, 8)).astype("uint8")
     labels = np.eye(3, dtype="float32")[np.arange(8) % 3]
-    batches = train.HostAugmentedBatches(images, labels, batch_size=4, seed=0)
+    batches = feed.HostAugmentedBatches(images, labels, batch_size=4, seed=0)
     first = next(iter(batches.dataset(0, 1)))[0].numpy()
     assert first.shape == (4, 8, 8, 3) and not np.allclose(first, np.repeat(images[batches.order(0)[:4]][..., None], 3, -1))
     val = (np.repeat(images[..., None], 3, -1).astype("float32"), labels)

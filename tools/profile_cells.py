@@ -1,11 +1,11 @@
 """Peak memory of a notebook cell by cell, to find what to shrink when a notebook is over budget.
 
-    COVID_TUTORIAL_WEIGHTS=none python notebooks/profile_cells.py notebooks/07_intermediate_activations.ipynb --profile cpu
+    COVID_TUTORIAL_WEIGHTS=none python -m tools.profile_cells notebooks/07_intermediate_activations.ipynb --profile cpu
 
 Runs the notebook in a fresh kernel (cwd ``notebooks/``, nothing is written) and prints, for
 each code cell, the peak and the final resident memory of the kernel and its children,
-sampled every 0.1 s, and the seconds it took. ``run_notebooks.py measure`` gives the whole
-notebook's figures; this script says which cell they come from.
+sampled every 0.1 s, and the seconds it took. ``python -m tools.run_notebooks measure``
+gives the whole notebook's figures; this script says which cell they come from.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from pathlib import Path
 import nbformat
 import psutil
 from nbclient import NotebookClient
+
+NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 
 
 def resident_bytes(pid: int) -> int:
@@ -37,7 +39,7 @@ def main() -> None:
     os.environ["COVID_TUTORIAL_PROFILE"] = args.profile
     nb = nbformat.read(args.notebook, as_version=4)
     client = NotebookClient(nb, timeout=3600, kernel_name="python3",
-                            resources={"metadata": {"path": str(Path(__file__).resolve().parent)}})
+                            resources={"metadata": {"path": str(NOTEBOOKS_DIR)}})
     with client.setup_kernel():
         pid = client.km.provisioner.process.pid
         for index, cell in enumerate(nb.cells):

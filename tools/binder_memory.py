@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Measure each notebook as Binder runs it: a Jupyter server, its kernel, and their memory.
 
-    python notebooks/binder_memory.py [--profile cpu] [--no-write] [--json FILE] [NOTEBOOK ...]
+    python -m tools.binder_memory [--profile cpu] [--no-write] [--json FILE] [NOTEBOOK ...]
 
 For each notebook, as in a learner's Binder session: start a fresh JupyterLab server from
 this Python environment (127.0.0.1, a free port, a token, root folder ``notebooks/``), open
@@ -41,7 +41,6 @@ import asyncio
 import datetime as _dt
 import json
 import os
-import platform
 import re
 import secrets
 import socket
@@ -56,11 +55,13 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-NOTEBOOKS_DIR = Path(__file__).resolve().parent
-ROOT = NOTEBOOKS_DIR.parent
+from tools.markdown_blocks import Markers, has_block, markdown_table, read_block, replace_block, table_rows
+from tools.measurement_text import describe_machine, format_duration
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS_DIR = ROOT / "notebooks"
 README = ROOT / "README.md"
-README_START = "<!-- binder-memory:start -->"
-README_END = "<!-- binder-memory:end -->"
+README_MARKERS = Markers.named("binder-memory")
 BINDER_LIMIT_GB = 2.0  # mybinder.org: at most 2 GB per session, server and kernels together
 KERNEL_NAME = "python3"
 COLUMNS = ("notebook", "peak server+kernel", "RSS sum", "idle server", "cells that add most",
@@ -495,17 +496,6 @@ def _gb(n_bytes: int) -> str:
     return f"{n_bytes / 1e9:.2f} GB"
 
 
-def _fmt_time(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
-
-
-def _machine(result: NotebookMemory) -> str:
-    text = f"{os.cpu_count()} CPU cores, {platform.system()} {platform.machine()}"
-    if result.load == result.load:  # not NaN
-        text += f", load average {result.load:.1f} during the run"
-    return text
-
-
 def table_row(result: NotebookMemory, date: str) -> dict[str, str]:
     growing = ", ".join(f"In [{c.number}] {(c.peak - c.start) / 1e9:+.2f} GB" for c in result.growing_cells(2))
     return {
@@ -514,44 +504,34 @@ def table_row(result: NotebookMemory, date: str) -> dict[str, str]:
         "RSS sum": _gb(result.peak_rss),
         "idle server": _gb(result.idle),
         "cells that add most": growing or "-",
-        "wall time": _fmt_time(result.wall_s),
+        "wall time": format_duration(result.wall_s),
         "within 2 GB": "yes" if result.peak <= BINDER_LIMIT_GB * 1e9 else "NO",
-        "measured": f"{date}, profile {result.profile}, {_machine(result)}",
+        "measured": f"{date}, profile {result.profile}, {describe_machine(result.load)}",
     }
 
 
 def parse_table(text: str) -> dict[str, dict[str, str]]:
     """The rows between the README markers, by notebook."""
-    if README_START not in text or README_END not in text:
+    if not has_block(text, README_MARKERS):
         return {}
-    block = text.split(README_START, 1)[1].split(README_END, 1)[0]
-    rows = {}
-    for line in block.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == len(COLUMNS) and cells[0].endswith(".ipynb"):
-            rows[cells[0]] = dict(zip(COLUMNS, cells))
-    return rows
+    return {row["notebook"]: row for row in table_rows(read_block(text, README_MARKERS), COLUMNS)}
 
 
 def render_table(rows: dict[str, dict[str, str]]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(rows[name][c] for c in COLUMNS) + " |" for name in sorted(rows)]
-    return "\n".join(lines)
+    return markdown_table(COLUMNS, (rows[name] for name in sorted(rows)))
 
 
 def update_readme(results: list[NotebookMemory], readme: Path = README) -> bool:
     """Write the rows of ``results`` between the markers, keeping the other notebooks' rows."""
     date = _dt.date.today().isoformat()
     text = readme.read_text(encoding="utf-8")
-    if README_START not in text or README_END not in text:
-        print(f"{readme.name} has no {README_START} ... {README_END} markers; the table is:\n")
+    if not has_block(text, README_MARKERS):
+        print(f"{readme.name} has no {README_MARKERS} markers; the table is:\n")
         print(render_table({r.notebook: table_row(r, date) for r in results}))
         return False
     rows = parse_table(text)
     rows.update({r.notebook: table_row(r, date) for r in results})
-    head, rest = text.split(README_START, 1)
-    tail = rest.split(README_END, 1)[1]
-    readme.write_text(f"{head}{README_START}\n{render_table(rows)}\n{README_END}{tail}", encoding="utf-8")
+    readme.write_text(replace_block(text, README_MARKERS, f"\n{render_table(rows)}\n"), encoding="utf-8")
     return True
 
 
@@ -577,7 +557,7 @@ def _report(result: NotebookMemory) -> str:
     status = "ok" if result.ok else f"FAILED: {result.error}"
     lines = [
         f"  {status}: peak {_gb(result.peak)} ({_gb(result.peak_rss)} RSS sum), idle server "
-        f"{_gb(result.idle)}, {_fmt_time(result.wall_s)} wall, {_fmt_time(result.cpu_s)} CPU, "
+        f"{_gb(result.idle)}, {format_duration(result.wall_s)} wall, {format_duration(result.cpu_s)} CPU, "
         f"load average {result.load:.1f}",
     ]
     for cell in result.heaviest_cells():

@@ -25,12 +25,11 @@ import numpy as np
 from sklearn.metrics import recall_score, roc_curve
 from sklearn.utils.class_weight import compute_class_weight
 
-from .activations import activation_statistics
-from .errors import CourseError
+from ..errors import CourseError
+from ..explain import activation_statistics, mask_outside_box
+from ..metrics import logit_interval, pareto_front
+from ..models import ALPHA, BETA, GAMMA, get_backbone
 from .fundamentals import bottleneck_residual_block
-from .metrics import logit_interval, pareto_front
-from .models import ALPHA, BETA, GAMMA, get_backbone
-from .shortcuts import mask_outside_box
 
 __all__ = [
     "CheckResult",

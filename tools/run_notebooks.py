@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Re-execute the course notebooks, or measure what each one costs.
 
-    python notebooks/run_notebooks.py execute [--profile page] [NOTEBOOK ...]
-    python notebooks/run_notebooks.py measure [--profile ci|page|cpu|gpu] [NOTEBOOK ...]
+    python -m tools.run_notebooks execute [--profile page] [NOTEBOOK ...]
+    python -m tools.run_notebooks measure [--profile ci|page|cpu|gpu] [NOTEBOOK ...]
 
 ``execute`` runs each notebook top to bottom in a fresh ``python3`` kernel, with the
 working directory ``notebooks/`` and ``COVID_TUTORIAL_PROFILE`` set (``page`` unless
@@ -23,7 +23,7 @@ each notebook's header. ImageNet weights cannot always be downloaded, so ``measu
 sets ``COVID_TUTORIAL_WEIGHTS=none``: the package then builds the same networks with
 random weights, whose tensors have the same shapes and so take the same memory.
 
-The Colab and Binder badges are written by ``python3 tasks.py publish`` (notebooks/publish.py).
+The Colab and Binder badges are written by ``python3 tasks.py publish`` (tools/publish.py).
 
 With no NOTEBOOK arguments every ``notebooks/NN_*.ipynb`` is used, in order.
 """
@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -41,13 +40,14 @@ import tempfile
 import time
 from pathlib import Path
 
-NOTEBOOKS_DIR = Path(__file__).resolve().parent
-ROOT = NOTEBOOKS_DIR.parent
+from tools.markdown_blocks import Markers, has_block, markdown_table, read_block, replace_block, table_rows
+from tools.measurement_text import describe_machine, format_duration
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS_DIR = ROOT / "notebooks"
 README = ROOT / "README.md"
-README_START = "<!-- notebook-budget:start -->"
-README_END = "<!-- notebook-budget:end -->"
-HEADER_START = "<!-- budget:start -->"
-HEADER_END = "<!-- budget:end -->"
+README_MARKERS = Markers.named("notebook-budget")  # the budget table, read by tools/student_edition.py too
+HEADER_MARKERS = Markers.named("budget")  # the run-time table in each notebook's header
 OUTPUTS_LINE = "**Outputs on this page:**"
 KERNEL_NAME = "python3"
 PROFILES = ("ci", "page", "cpu", "gpu")
@@ -135,8 +135,8 @@ def cmd_execute(args) -> int:
         print(f"executing {path.relative_to(ROOT)} (profile {args.profile}) ...", flush=True)
         result = measure_notebook(path, args.profile, interval=0.2, timeout=args.timeout * 10, output=path)
         print(
-            f"  {'done' if result['ok'] else 'FAILED'}: {_fmt_time(result['wall_s'])} wall, "
-            f"{_fmt_time(result['cpu_s'])} kernel CPU, peak {result['peak_gb']:.2f} GB, "
+            f"  {'done' if result['ok'] else 'FAILED'}: {format_duration(result['wall_s'])} wall, "
+            f"{format_duration(result['cpu_s'])} kernel CPU, peak {result['peak_gb']:.2f} GB, "
             f"load average {result['load']:.1f}",
             flush=True,
         )
@@ -190,7 +190,8 @@ def measure_notebook(path: Path, profile: str, interval: float = 0.2, timeout: i
     with tempfile.TemporaryDirectory() as tmp:
         command = [
             sys.executable,
-            str(Path(__file__).resolve()),
+            "-m",
+            "tools.run_notebooks",
             "_execute-one",
             "--profile",
             profile,
@@ -229,24 +230,12 @@ def measure_notebook(path: Path, profile: str, interval: float = 0.2, timeout: i
 
 def _imagenet_weights_cached() -> bool:
     """Whether Keras holds the ResNet50 ImageNet weights the notebooks start from."""
-    sys.path.insert(0, str(ROOT))  # the package, from a checkout too
     from covid_tutorial.system import start_tensorflow_quietly
 
     start_tensorflow_quietly()  # its start-up lines stay off the terminal
     from covid_tutorial.transfer import imagenet_weights_cached
 
     return imagenet_weights_cached("ResNet50")
-
-
-def _machine(result: dict | None = None) -> str:
-    text = f"{os.cpu_count()} CPU cores, {platform.system()} {platform.machine()}"
-    if result is not None and result.get("load") == result.get("load"):  # not NaN
-        text += f", load average {result['load']:.1f} during the run"
-    return text
-
-
-def _fmt_time(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
 def _budget_verdict(result: dict) -> str:
@@ -268,11 +257,11 @@ def _row(result: dict, date: str) -> dict:
     return {
         "notebook": result["notebook"],
         "profile": result["profile"],
-        "wall time": _fmt_time(result["wall_s"]),
-        "kernel CPU time": _fmt_time(result["cpu_s"]),
+        "wall time": format_duration(result["wall_s"]),
+        "kernel CPU time": format_duration(result["cpu_s"]),
         "peak memory": f"{result['peak_gb']:.2f} GB",
         "within budget": _budget_verdict(result),
-        "measured": f"{date}, {_machine(result)}",
+        "measured": f"{date}, {describe_machine(result['load'])}",
     }
 
 
@@ -280,28 +269,15 @@ COLUMNS = ("notebook", "profile", "wall time", "kernel CPU time", "peak memory",
 
 
 def _parse_table(block: str) -> dict:
-    rows = {}
-    for line in block.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == len(COLUMNS) and cells[0].endswith(".ipynb"):
-            row = dict(zip(COLUMNS, cells))
-            rows[(row["notebook"], row["profile"])] = row
-    return rows
+    return {(row["notebook"], row["profile"]): row for row in table_rows(block, COLUMNS)}
 
 
 def _render_table(rows: dict) -> str:
     order = {p: i for i, p in enumerate(PROFILES)}
-    lines = [
-        "| " + " | ".join(COLUMNS) + " |",
-        "|" + "---|" * len(COLUMNS),
-    ]
-    for key in sorted(rows, key=lambda k: (k[0], order.get(k[1], 9))):
-        row = rows[key]
-        lines.append("| " + " | ".join(str(row[c]) for c in COLUMNS) + " |")
-    lines.append("")
-    lines.append(
-        "Measured with `python notebooks/run_notebooks.py measure --profile PROFILE`, and for the `page` "
-        "rows by `python notebooks/run_notebooks.py execute`, the run whose outputs are committed: wall time of a "
+    table = markdown_table(COLUMNS, (rows[key] for key in sorted(rows, key=lambda k: (k[0], order.get(k[1], 9)))))
+    return table + "\n\n" + (
+        "Measured with `python -m tools.run_notebooks measure --profile PROFILE`, and for the `page` "
+        "rows by `python -m tools.run_notebooks execute`, the run whose outputs are committed: wall time of a "
         "fresh kernel running the whole notebook (start-up included); CPU time (user + system) used "
         "by the kernel, which other jobs on a busy machine do not inflate; peak resident memory (RSS) "
         "of the kernel process and its children sampled every 0.2 s; the 1-minute load average of the "
@@ -312,24 +288,24 @@ def _render_table(rows: dict) -> str:
         "on 2 CPU cores (5 min for 06 to 08, which train a model and then explain it), `page` under "
         "20 min, `cpu` under 1.7 GB (a kernel beside the Jupyter server within Binder's 2 GB)."
     )
-    return "\n".join(lines)
 
 
 def update_readme(results: list[dict]) -> None:
     date = _dt.date.today().isoformat()
     new = {(r["notebook"], r["profile"]): _row(r, date) for r in results}
     text = README.read_text(encoding="utf-8") if README.exists() else ""
-    if README_START in text and README_END in text:
-        head, rest = text.split(README_START, 1)
-        block, tail = rest.split(README_END, 1)
-        rows = _parse_table(block)
+    if has_block(text, README_MARKERS):
+        rows = _parse_table(read_block(text, README_MARKERS))
         rows.update(new)
-        README.write_text(f"{head}{README_START}\n{_render_table(rows)}\n{README_END}{tail}", encoding="utf-8")
+        README.write_text(replace_block(text, README_MARKERS, f"\n{_render_table(rows)}\n"), encoding="utf-8")
         print(f"\nupdated the table in {README.relative_to(ROOT)}")
         # docs/teachers.md shows the same times per notebook
-        subprocess.run([sys.executable, str(Path(__file__).with_name("student_edition.py")), "--teachers-table"], check=True)
+        from tools import student_edition  # it reads README_MARKERS of this module
+
+        if student_edition.main(["--teachers-table"]) != 0:
+            raise SystemExit(2)  # it said why
     else:
-        print(f"\n{README.name} has no {README_START} ... {README_END} markers; the table is:\n")
+        print(f"\n{README.name} has no {README_MARKERS} markers; the table is:\n")
     print(_render_table(new))
 
 
@@ -340,17 +316,15 @@ def update_notebook_header(path: Path, results: list[dict], made_the_outputs: bo
 
     nb = nbformat.read(path, as_version=4)
     cell = nb.cells[0]
-    if cell.cell_type != "markdown" or HEADER_START not in cell.source or HEADER_END not in cell.source:
-        print(f"{path.name}: no {HEADER_START} table in the first cell; header not updated")
+    if cell.cell_type != "markdown" or not has_block(cell.source, HEADER_MARKERS):
+        print(f"{path.name}: no {HEADER_MARKERS.start} table in the first cell; header not updated")
         return False
-    head, rest = cell.source.split(HEADER_START, 1)
-    block, tail = rest.split(HEADER_END, 1)
-    lines = [line for line in block.splitlines() if line.strip()]
+    lines = [line for line in read_block(cell.source, HEADER_MARKERS).splitlines() if line.strip()]
     date = _dt.date.today().isoformat()
     for result in results:
         new = (
-            f"| `{result['profile']}` | {_fmt_time(result['wall_s'])} wall, {_fmt_time(result['cpu_s'])} CPU "
-            f"| {result['peak_gb']:.2f} GB | {date}, {_machine(result)} |"
+            f"| `{result['profile']}` | {format_duration(result['wall_s'])} wall, {format_duration(result['cpu_s'])} CPU "
+            f"| {result['peak_gb']:.2f} GB | {date}, {describe_machine(result['load'])} |"
         )
         index = next((i for i, line in enumerate(lines) if line.startswith(f"| `{result['profile']}` |")), None)
         if index is None:
@@ -361,7 +335,7 @@ def update_notebook_header(path: Path, results: list[dict], made_the_outputs: bo
             weights = "ImageNet weights" if _imagenet_weights_cached() else "random weights (no ImageNet weights on this machine)"
             lines = [line for line in lines if not line.startswith(OUTPUTS_LINE)] + [
                 f"{OUTPUTS_LINE} the `{result['profile']}` profile, {weights}, executed {date} with "
-                f"`python notebooks/run_notebooks.py execute --profile {result['profile']} notebooks/{path.name}`."
+                f"`python -m tools.run_notebooks execute --profile {result['profile']} notebooks/{path.name}`."
             ]
     order = {f"| `{name}` |": i for i, name in enumerate(PROFILES)}
     table = [line for line in lines if line.startswith("|")]
@@ -370,7 +344,8 @@ def update_notebook_header(path: Path, results: list[dict], made_the_outputs: bo
                           key=lambda line: next(i for key, i in order.items() if line.startswith(key)))
     table = head_rows + profile_rows
     other = [line for line in lines if not line.startswith("|")]
-    cell.source = f"{head}{HEADER_START}\n\n" + "\n".join(table) + "".join(f"\n\n{line}" for line in other) + f"\n\n{HEADER_END}{tail}"
+    inside = "\n\n" + "\n".join(table) + "".join(f"\n\n{line}" for line in other) + "\n\n"
+    cell.source = replace_block(cell.source, HEADER_MARKERS, inside)
     nbformat.write(nb, path)
     return True
 
@@ -382,7 +357,7 @@ def cmd_measure(args) -> int:
         result = measure_notebook(path, args.profile, interval=args.interval)
         status = "ok" if result["ok"] else "FAILED"
         print(
-            f"  {status}: {_fmt_time(result['wall_s'])} wall, {_fmt_time(result['cpu_s'])} kernel CPU, "
+            f"  {status}: {format_duration(result['wall_s'])} wall, {format_duration(result['cpu_s'])} kernel CPU, "
             f"peak {result['peak_gb']:.2f} GB, load average {result['load']:.1f}",
             flush=True,
         )

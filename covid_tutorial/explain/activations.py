@@ -19,13 +19,12 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from .images import to_model_input
-from .errors import CourseError
-from .explain import depth_layers, quiet_keras, rank_correlation, upsample_maps
-from .explanation_quality import energy_inside
+from ..data import to_model_input
+from ..errors import CourseError
+from .maps import depth_layers, quiet_keras, rank_correlation, upsample_maps
+from .quality import energy_inside
 
 __all__ = [
-    "depth_layers",
     "activation_model",
     "extract_activations",
     "spatial_entropy",

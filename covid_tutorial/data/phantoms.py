@@ -65,9 +65,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
-from .errors import DataError
+from ..errors import DataError
+from ..system import progress_bar
 
 __all__ = [
     "PHANTOM_FINDINGS",
@@ -115,7 +115,7 @@ MAX_STUDIES = 4
 DEFAULT_DIFFICULTY = 0.5
 _FILLED_LUNG = 0.2  # heart and airless lung: attenuation above soft tissue
 
-_GENERATOR_NAME = "covid_tutorial.phantoms"
+_GENERATOR_NAME = "covid_tutorial.phantoms"  # the stamp's name since the first sets: kept so they are recognised
 _PHANTOM_PNG = re.compile(r"^P\d{4,}_s\d+\.png$")
 # Independent random streams per patient, so that adding a marker or changing a
 # class never changes the anatomy or the exposure of any image.
@@ -780,9 +780,7 @@ def generate_phantoms(
     x, y = np.meshgrid(coordinates, coordinates)
     rows = []
     classes, sides = assign_classes(patients, np.random.default_rng(seed))
-    for patient_index in tqdm(
-        range(patients), desc="phantoms", unit="patient", disable=not progress
-    ):
+    for patient_index in progress_bar(range(patients), desc="phantoms", unit="patient", enabled=progress):
         kind = classes[patient_index]
         anatomy = _sample_anatomy(
             np.random.default_rng([seed, patient_index, _ANATOMY])

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Write the student edition of the course, and the generated tables of the teachers' page.
 
-    python notebooks/student_edition.py OUT [--without-answers]
-    python notebooks/student_edition.py --teachers-table
+    python -m tools.student_edition OUT [--without-answers]
+    python -m tools.student_edition --teachers-table
 
 The committed notebooks are the teacher's edition. The student edition in OUT has the same
 notebooks with the solutions removed (the `## Solutions` cells, and links to a removed
@@ -26,6 +26,11 @@ from pathlib import Path
 
 import nbformat
 
+from tools.markdown_blocks import Markers, MissingBlock, markdown_table, read_block, replace_block, table_rows
+from tools.measurement_text import format_duration, parse_duration
+from tools.run_notebooks import COLUMNS as BUDGET_COLUMNS
+from tools.run_notebooks import README_MARKERS as BUDGET_MARKERS
+
 REPOSITORY = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPOSITORY / "notebooks"
 TEACHERS_PAGE = REPOSITORY / "docs" / "teachers.md"
@@ -37,10 +42,9 @@ SOLUTIONS_FOLDER = "solutions"  # notebooks/solutions/NN_*.md: never copied
 NOT_COPIED = {".venv", "build", "dist", "runs", "cache", "__pycache__", ".ipynb_checkpoints", ".pytest_cache"}
 EXERCISE_TAG = "exercise"
 MARKER_FILE = ".student-edition"  # marks a folder this script wrote, and may replace
-BUDGET_MARKERS = ("<!-- notebook-budget:start -->", "<!-- notebook-budget:end -->")
-TEACHERS_MARKERS = ("<!-- teachers-time:start -->", "<!-- teachers-time:end -->")
-EXERCISES_MARKERS = ("<!-- teachers-exercises:start -->", "<!-- teachers-exercises:end -->")
-EXERCISES_TOML = REPOSITORY / "covid_tutorial" / "exercises.toml"
+TEACHERS_MARKERS = Markers.named("teachers-time")
+EXERCISES_MARKERS = Markers.named("teachers-exercises")
+EXERCISES_TOML = REPOSITORY / "covid_tutorial" / "teaching" / "exercises.toml"
 
 SOLUTIONS_HEADING = re.compile(r"^## Solutions\b")
 SECTION_HEADING = re.compile(r"^#{1,2} \S")
@@ -271,7 +275,7 @@ def write_student_edition(
         shutil.rmtree(out)
     out_notebooks = out / notebooks.name
     out_notebooks.mkdir(parents=True)
-    (out / MARKER_FILE).write_text("Written by notebooks/student_edition.py, which --replace lets rewrite it.\n")
+    (out / MARKER_FILE).write_text("Written by tools/student_edition.py, which --replace lets rewrite it.\n")
     edition, pages = Edition(out=out), []
     for path in sorted(p for p in notebooks.iterdir() if NOTEBOOK_NAME.fullmatch(p.name)):
         teacher = _read_notebook(path)
@@ -295,41 +299,29 @@ def _read_notebook(path: Path):
 # --- the teachers' page ---------------------------------------------------------------------
 
 
-def _between(text: str, markers: tuple[str, str], where: str) -> tuple[int, int]:
-    start, end = text.find(markers[0]), text.find(markers[1])
-    if start < 0 or end < start:
-        raise Refused(f"{where} lacks the markers {markers[0]} ... {markers[1]}; add them where the table goes")
-    return start + len(markers[0]), end
-
-
-def _seconds(duration: str) -> float:
-    value, unit = duration.split()
-    return float(value) * {"s": 1, "min": 60}[unit]
-
-
-def _duration(seconds: float) -> str:  # as run_notebooks.py writes the README's table
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+def _missing_markers(where: str, markers: Markers) -> Refused:
+    return Refused(f"{where} lacks the markers {markers}; add them where the table goes")
 
 
 def teachers_time_table(readme: str) -> str:
     """The teachers' table, one row per notebook, from the README's notebook budget table:
     the wall time in each measured profile, the peak memory in `cpu`, and the totals."""
-    start, end = _between(readme, BUDGET_MARKERS, "README.md")
-    rows = [line.strip("|").split("|") for line in readme[start:end].splitlines() if line.startswith("| ")]
-    header = [cell.strip() for cell in rows[0]]
-    records = [dict(zip(header, (cell.strip() for cell in row))) for row in rows[1:]]
+    try:
+        records = table_rows(read_block(readme, BUDGET_MARKERS), BUDGET_COLUMNS)
+    except MissingBlock:
+        raise _missing_markers("README.md", BUDGET_MARKERS) from None
     profiles = list(dict.fromkeys(record["profile"] for record in records))
     notebooks = list(dict.fromkeys(record["notebook"] for record in records))
     by_key = {(record["notebook"], record["profile"]): record for record in records}
-    lines = ["| notebook | " + " | ".join(f"`{p}` wall time" for p in profiles) + " | `cpu` peak memory |",
-             "|---" * (len(profiles) + 2) + "|"]
+    rows = []
     for notebook in notebooks:
         times = [by_key[(notebook, p)]["wall time"] if (notebook, p) in by_key else "not measured" for p in profiles]
         memory = by_key[(notebook, "cpu")]["peak memory"] if (notebook, "cpu") in by_key else "not measured"
-        lines.append(f"| {notebook} | " + " | ".join(times) + f" | {memory} |")
-    totals = [_duration(sum(_seconds(r["wall time"]) for r in records if r["profile"] == p)) for p in profiles]
-    lines.append("| **all notebooks** | " + " | ".join(totals) + " | |")
-    return "\n" + "\n".join(lines) + "\n"
+        rows.append([notebook, *times, memory])
+    totals = [format_duration(sum(parse_duration(r["wall time"]) for r in records if r["profile"] == p)) for p in profiles]
+    rows.append(["**all notebooks**", *totals, ""])
+    columns = ["notebook", *(f"`{p}` wall time" for p in profiles), "`cpu` peak memory"]
+    return "\n" + markdown_table(columns, rows) + "\n"
 
 
 def _exercises_section(notebook) -> str:
@@ -345,11 +337,9 @@ def teachers_exercise_table(notebooks: Path = NOTEBOOKS, exercises: Path = EXERC
     the numbers of its written exercises (the rest of its `## Exercises` list), and how
     many checks for understanding it has."""
     checked = tomllib.loads(exercises.read_text(encoding="utf-8"))["exercises"] if exercises.is_file() else {}
-    lines = [
-        "| notebook | self-checked exercises: `check`, `hint`, `solution` | written exercises "
-        "| checks for understanding |",
-        "|---|---|---|---|",
-    ]
+    columns = ["notebook", "self-checked exercises: `check`, `hint`, `solution`", "written exercises",
+               "checks for understanding"]
+    rows = []
     for path in sorted(p for p in notebooks.iterdir() if NOTEBOOK_NAME.fullmatch(p.name)):
         notebook = _read_notebook(path)
         number = path.name[:2]
@@ -359,8 +349,8 @@ def teachers_exercise_table(notebooks: Path = NOTEBOOKS, exercises: Path = EXERC
         checks = sum("**Check your understanding.**" in cell.source for cell in notebook.cells)
         link = f"[{path.stem}](../{notebooks.name}/{path.name})"
         self_checked = "; ".join(f"`{key}` {checked[key]['title']}" for _, key in ids) or "none"
-        lines.append(f"| {link} | {self_checked} | {', '.join(written) or 'none'} | {checks} |")
-    return "\n" + "\n".join(lines) + "\n"
+        rows.append([link, self_checked, ", ".join(written) or "none", checks])
+    return "\n" + markdown_table(columns, rows) + "\n"
 
 
 def rewrite_teachers_tables(page: Path = TEACHERS_PAGE, readme: Path = REPOSITORY / "README.md") -> None:
@@ -368,8 +358,10 @@ def rewrite_teachers_tables(page: Path = TEACHERS_PAGE, readme: Path = REPOSITOR
     text = page.read_text(encoding="utf-8")
     for markers, table in ((TEACHERS_MARKERS, teachers_time_table(readme.read_text(encoding="utf-8"))),
                            (EXERCISES_MARKERS, teachers_exercise_table())):
-        start, end = _between(text, markers, str(page))
-        text = text[:start] + table + text[end:]
+        try:
+            text = replace_block(text, markers, table)
+        except MissingBlock:
+            raise _missing_markers(str(page), markers) from None
     page.write_text(text, encoding="utf-8")
 
 
@@ -378,7 +370,7 @@ def rewrite_teachers_tables(page: Path = TEACHERS_PAGE, readme: Path = REPOSITOR
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python notebooks/student_edition.py",
+        prog="python -m tools.student_edition",
         description="Write the student edition of the course notebooks to OUT: the `## Solutions` cells removed, "
         "the outputs of the exercise cells cleared, everything else as committed (the committed notebooks "
         "are the teacher's edition).",
@@ -394,7 +386,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--teachers-table", action="store_true",
                         help=f"rewrite the generated tables of {TEACHERS_PAGE.relative_to(REPOSITORY)} (time per "
                         "notebook, from the README's budget table; exercises, from the notebooks and "
-                        "covid_tutorial/exercises.toml), and write no edition")
+                        "covid_tutorial/teaching/exercises.toml), and write no edition")
     return parser
 
 
@@ -407,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"exercises from the notebooks and {EXERCISES_TOML}")
             return 0
         if args.out is None:
-            raise Refused("no OUT folder given; run e.g. python notebooks/student_edition.py build/student")
+            raise Refused("no OUT folder given; run e.g. python -m tools.student_edition build/student")
         edition = write_student_edition(
             args.out, notebooks=args.notebooks, without_answers=args.without_answers, replace=args.replace
         )

@@ -1,4 +1,4 @@
-"""Data: one door for every dataset, and the tf.data input pipeline.
+"""The table loader: one door for every dataset.
 
 ``load_dataset`` reads a folder per class (optionally one sub-folder per patient, optionally
 under the publisher's train/val/test folders), a metadata CSV plus an image folder, or a
@@ -7,8 +7,8 @@ the columns ``path``, ``label`` and ``patient_id``. Everything downstream (split
 training, evaluation, Grad-CAM) works on that table, so a learner's own data goes through
 the same door as the published collections and the phantoms. A collection's quirks (class
 names, patient ids, where its files sit, row filters) come from its registry entry,
-never from code here. :func:`dataset_from_arrays` and :func:`make_dataset` feed the images
-to Keras; reading the pixels is :mod:`covid_tutorial.images`.
+never from code here. Reading the pixels is
+:mod:`covid_tutorial.data.images`; :mod:`covid_tutorial.feed` hands them to Keras.
 
 Nothing here ever writes into the data folder it reads: images taken out of an ``.npz``
 archive are written under :func:`covid_tutorial.system.cache_dir`.
@@ -29,14 +29,14 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from ..errors import DataError, DataWarning
+from ..profiles import get_profile
+from ..system import atomic_path, cache_dir, data_root, sha1_of_file
 from . import phantoms
 from .download import dataset_dir
-from .errors import DataError, DataWarning
-from .images import IMAGE_EXTENSIONS, load_images
+from .images import IMAGE_EXTENSIONS
 from .labels import CLASS_NAMES, EXCLUDED, NON_COVID, course_label, map_label, task_classes
-from .profiles import get_profile
 from .registry import REGISTRY, DatasetInfo, UnknownDatasetError, get_dataset_info
-from .system import cache_dir, data_root, sha1_of_file
 
 __all__ = [
     "PUBLISHER_SPLITS",
@@ -49,8 +49,6 @@ __all__ = [
     "load_dataset",
     "generated_patient_ids",
     "one_hot",
-    "dataset_from_arrays",
-    "make_dataset",
     "ensure_phantoms",
 ]
 
@@ -523,22 +521,16 @@ def _as_8_bit(images: np.ndarray) -> np.ndarray:
 
 def _write_npz_images(archive, names: dict, out: Path) -> None:
     """Every image of the archive as ``out/<split>/<index>.png``; ``out`` appears whole or not at all."""
-    partial = out.with_name(f"{out.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
-    for split, (images_name, _) in names.items():
-        (partial / split).mkdir(parents=True)
-        for i, image in enumerate(_as_8_bit(archive[images_name])):
-            if image.ndim == 3 and image.shape[-1] == 3:
-                image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-            cv2.imwrite(str(partial / split / f"{i:06d}.png"), image)
-    (partial / _NPZ_DONE).write_text("every image of the archive is here\n")
-    shutil.rmtree(out, ignore_errors=True)  # an unfinished folder from an interrupted run
-    try:
-        os.replace(partial, out)
-    except OSError:
-        if not (out / _NPZ_DONE).is_file():
-            raise
-        shutil.rmtree(partial)  # another process finished first: use its folder
+    if out.exists() and not (out / _NPZ_DONE).is_file():
+        shutil.rmtree(out, ignore_errors=True)  # an unfinished folder from an interrupted run
+    with atomic_path(out, first_wins=True) as partial:  # another process may finish first: use its folder
+        for split, (images_name, _) in names.items():
+            (partial / split).mkdir(parents=True)
+            for i, image in enumerate(_as_8_bit(archive[images_name])):
+                if image.ndim == 3 and image.shape[-1] == 3:
+                    image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+                cv2.imwrite(str(partial / split / f"{i:06d}.png"), image)
+        (partial / _NPZ_DONE).write_text("every image of the archive is here\n")
 
 
 def _load_arrays(npz_path: Path, info: DatasetInfo | None) -> pd.DataFrame:
@@ -685,6 +677,52 @@ def _patient_ids_from_names(table: pd.DataFrame, info: DatasetInfo | None) -> No
     table["patient_id"] = [m["patient"] if m else None for m in found]
 
 
+def _csv_rules(path: Path, images, info: DatasetInfo | None) -> tuple[Path, Path | None, _CsvRules]:
+    """The metadata CSV to read, its image folder and its columns, from the registry entry if any."""
+    table_info = info.metadata if info is not None else None
+    csv = path if path.is_file() else path / (table_info.csv if table_info else "metadata.csv")
+    if images is None and table_info is not None:
+        images = (path if path.is_dir() else path.parent) / table_info.images
+    patient_column = info.patient_ids.column if info is not None and info.patient_ids.source == "column" else None
+    rules = _CsvRules(
+        label_column=table_info.label_column if table_info else None,
+        file_column=table_info.file_column if table_info else None,
+        patient_column=patient_column,
+        filters=dict(table_info.filters) if table_info else {},
+    )
+    return csv, images, rules
+
+
+def _npz_file(path: Path, info: DatasetInfo | None) -> Path:
+    """The archive itself, the entry's file in the folder, else the folder's one .npz file."""
+    if path.is_file():
+        return path
+    return path / info.filename if info and info.filename else next(path.glob("*.npz"))
+
+
+def _tree_rules(info: DatasetInfo | None, layout: str) -> _TreeRules:
+    """What the registry entry declares about its folder tree; without one, everything is detected."""
+    return _TreeRules(
+        per_patient=None if info is None else layout == "folder-per-class-per-patient",
+        images_subfolder=info.images_subfolder if info is not None else None,
+        split_folders=info.split_folders if info is not None else (),
+    )
+
+
+def _give_each_its_own_patient_id(table: pd.DataFrame, where) -> None:
+    """Images without a patient id each get one of their own, with a warning (to load_dataset's caller)."""
+    no_id = table["patient_id"].isna() | (table["patient_id"].astype(str).str.strip() == "")
+    if no_id.any():
+        table.loc[no_id, "patient_id"] = [f"{GENERATED_ID_PREFIX}{i:06d}" for i in table.index[no_id]]
+        warnings.warn(
+            f"{where}: {int(no_id.sum())} of {len(table)} image(s) have no patient id, so each gets its own. "
+            "A PATIENT-WISE SPLIT IS THEN IMPOSSIBLE: images of one patient may land in both "
+            "training and test data and inflate every score. Add a patient id column if you can.",
+            DataWarning,
+            stacklevel=3,
+        )
+
+
 def load_dataset(
     source: str | Path,
     images: str | Path | None = None,
@@ -715,13 +753,13 @@ def load_dataset(
     - a registry name (``covid-tutorial datasets``): the downloaded copy, read by the rules
       of its entry.
 
-    ``collection`` (a registry name or a :class:`~covid_tutorial.registry.DatasetInfo`)
+    ``collection`` (a registry name or a :class:`~covid_tutorial.data.registry.DatasetInfo`)
     applies that entry's rules (class names, patient ids from a column, sub-folders or a
     file-name pattern, layout, ``data_root``, row filters) to a copy fetched by hand at
     ``source``. ``classes`` is
     the task (default the course's three; ``("COVID-19", "Non-COVID")`` folds Normal and
-    Pneumonia into Non-COVID). Labels are mapped by :func:`covid_tutorial.labels.map_label`
-    with ``label_map`` (e.g. from :func:`~covid_tutorial.labels.parse_label_map`) on top
+    Pneumonia into Non-COVID). Labels are mapped by :func:`covid_tutorial.data.labels.map_label`
+    with ``label_map`` (e.g. from :func:`~covid_tutorial.data.labels.parse_label_map`) on top
     of the collection's names; ``unmapped`` is "error" or "drop". ``views`` and
     ``modalities`` filter those CSV columns (e.g. ``views=["PA", "AP"]``).
 
@@ -737,33 +775,17 @@ def load_dataset(
         path = _collection_start(path, info)
     layout = _detect_layout(path, info)
     skipped = _Skipped()
-    where = path
+    # The readers and the checks below warn with stack levels counted from this function: call them from here.
     if layout == "metadata-csv":
-        table_info = info.metadata if info is not None else None
-        csv = path if path.is_file() else path / (table_info.csv if table_info else "metadata.csv")
-        if images is None and table_info is not None:
-            images = (path if path.is_dir() else path.parent) / table_info.images
-        patient_column = info.patient_ids.column if info is not None and info.patient_ids.source == "column" else None
-        rules = _CsvRules(
-            label_column=table_info.label_column if table_info else None,
-            file_column=table_info.file_column if table_info else None,
-            patient_column=patient_column,
-            filters=dict(table_info.filters) if table_info else {},
-        )
-        table = _load_metadata(csv, images, rules, views, modalities, skipped)
+        where, images, rules = _csv_rules(path, images, info)
+        table = _load_metadata(where, images, rules, views, modalities, skipped)
         table.attrs["layout"] = "metadata-csv"
-        where = csv
     elif layout == "npz-arrays":
-        npz = path if path.is_file() else (path / info.filename if info and info.filename else next(path.glob("*.npz")))
-        table = _load_arrays(npz, info)
-        where = npz
+        where = _npz_file(path, info)
+        table = _load_arrays(where, info)
     else:
-        rules = _TreeRules(
-            per_patient=None if info is None else layout == "folder-per-class-per-patient",
-            images_subfolder=info.images_subfolder if info is not None else None,
-            split_folders=info.split_folders if info is not None else (),
-        )
-        table = _load_tree(path, rules, skipped)
+        where = path
+        table = _load_tree(path, _tree_rules(info, layout), skipped)
     skipped.warn(where)
     _patient_ids_from_names(table, info)
     labels = _map_labels(table, classes, _label_rules(info, label_map), unmapped, where)
@@ -778,16 +800,7 @@ def load_dataset(
     table = table[table["label"].notna()].reset_index(drop=True)
     if table.empty:
         raise DataError(f"{where}: no usable images found (after filters and label mapping).")
-    no_id = table["patient_id"].isna() | (table["patient_id"].astype(str).str.strip() == "")
-    if no_id.any():
-        table.loc[no_id, "patient_id"] = [f"{GENERATED_ID_PREFIX}{i:06d}" for i in table.index[no_id]]
-        warnings.warn(
-            f"{where}: {int(no_id.sum())} of {len(table)} image(s) have no patient id, so each gets its own. "
-            "A PATIENT-WISE SPLIT IS THEN IMPOSSIBLE: images of one patient may land in both "
-            "training and test data and inflate every score. Add a patient id column if you can.",
-            DataWarning,
-            stacklevel=2,
-        )
+    _give_each_its_own_patient_id(table, where)
     columns = ["path", "label", "patient_id"]
     table = table[columns + [c for c in table.columns if c not in columns]]
     table.attrs = found
@@ -810,38 +823,6 @@ def one_hot(labels, class_names=CLASS_NAMES) -> np.ndarray:
     return np.eye(len(class_names), dtype=np.float32)[[index[label] for label in labels]]
 
 
-def dataset_from_arrays(images, labels=None, *, batch_size=16, training=False, seed=0):
-    """A tf.data pipeline over cached uint8 images: shuffle, batch, to 3 channels, prefetch.
-
-    Images stay uint8 and single-channel in memory (a third of the RGB size); each batch
-    is converted to float32 RGB in 0..255. Augmentation and each backbone's own scaling
-    live inside the model, so they run on the accelerator.
-    """
-    import tensorflow as tf
-
-    images = np.asarray(images, dtype=np.uint8)[..., None]
-    items = images if labels is None else (images, np.asarray(labels, dtype=np.float32))
-    ds = tf.data.Dataset.from_tensor_slices(items)
-    if training:
-        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-
-    def to_rgb(x):
-        return tf.image.grayscale_to_rgb(tf.cast(x, tf.float32))
-
-    ds = ds.batch(batch_size)
-    ds = ds.map(to_rgb if labels is None else (lambda x, y: (to_rgb(x), y)))
-    return ds.prefetch(tf.data.AUTOTUNE)
-
-
-def make_dataset(
-    table, image_size, batch_size, class_names=CLASS_NAMES, *, training=False, seed=0, progress=False
-):
-    """Load the images of ``table`` and return a batched ``tf.data.Dataset`` of (image, one-hot)."""
-    images, kept = load_images(table, image_size, progress=progress)
-    labels = one_hot(kept["label"], class_names)
-    return dataset_from_arrays(images, labels, batch_size=batch_size, training=training, seed=seed)
-
-
 # ---------------------------------------------------------------- the embedded phantoms
 
 
@@ -857,6 +838,7 @@ def ensure_phantoms(profile=None, *, patients: int | None = None, size: int | No
     size = size or profile.phantom_size
     generator = hashlib.sha256(Path(phantoms.__file__).read_bytes()).hexdigest()[:8]
     out = data_root() / f"phantoms-{profile.name}-{patients}p-{size}px-{generator}"
-    if not (out / "metadata.csv").is_file():
-        phantoms.generate_phantoms(out, patients=patients, size=size, seed=0, progress=progress)
+    if not (out / "metadata.csv").is_file():  # tests and notebooks may ask at the same time
+        with atomic_path(out, first_wins=True) as tmp:
+            phantoms.generate_phantoms(tmp, patients=patients, size=size, seed=0, progress=progress)
     return out

@@ -27,11 +27,13 @@ from pathlib import Path
 
 import nbformat
 
+from tools.markdown_blocks import Markers, MissingBlock, replace_block
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS_DIR = ROOT / "notebooks"
 COURSE_FILE = ROOT / "course.toml"
 README_FILES = (ROOT / "README.md", NOTEBOOKS_DIR / "README.md")
-LAUNCH = re.compile(r"<!-- launch:start -->\n.*?<!-- launch:end -->", re.DOTALL)
+LAUNCH = Markers.named("launch")  # the badges' block in every notebook's header and in the READMEs
 GITHUB = re.compile(
     r"^(?:https://github\.com/|git@github\.com:|ssh://git@github\.com/)"
     r"(?P<owner>[A-Za-z0-9](?:[A-Za-z0-9-]{0,38}))/(?P<name>[A-Za-z0-9._-]+?)(?:\.git)?/?$"
@@ -147,7 +149,8 @@ def notebook_names(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[str]:
 
 
 def _launch(lines: list[str]) -> str:
-    return "\n".join(["<!-- launch:start -->", *lines, "<!-- launch:end -->"])
+    """What goes between the launch markers: one line each, on lines of their own."""
+    return "".join(f"\n{line}" for line in lines) + "\n"
 
 
 def notebook_launch_block(place: Place, notebook: str, names: list[str]) -> str:
@@ -182,9 +185,10 @@ def setup_cell_source(place: Place) -> str:
 
 
 def _replace_launch(text: str, block: str, where: Path) -> str:
-    if not LAUNCH.search(text):
-        raise PublishError(f"{where}: no <!-- launch:start --> ... <!-- launch:end --> block to rewrite")
-    return LAUNCH.sub(lambda _: block, text, count=1)
+    try:
+        return replace_block(text, LAUNCH, block)
+    except MissingBlock:
+        raise PublishError(f"{where}: no {LAUNCH} block to rewrite") from None
 
 
 def generated_files(place: Place, root: Path = ROOT) -> dict[Path, str]:

@@ -1,7 +1,7 @@
 """Fetch a collection of the registry into the data folder, check it, and unpack it safely.
 
 :func:`download_dataset` obtains a collection the way its entry in
-:data:`covid_tutorial.registry.REGISTRY` says: pooch for "direct" and "github" files
+:data:`covid_tutorial.data.registry.REGISTRY` says: pooch for "direct" and "github" files
 (checked against a published checksum, or the SHA256 recorded in ``<file>.sha256`` on
 the first download), kagglehub for "kaggle", the phantom generator for "generate", and
 the steps to follow for "manual". Archives are unpacked by :func:`safe_extract`: the
@@ -10,12 +10,13 @@ names) plus the few checks they leave to the caller.
 
 Typical use::
 
-    from covid_tutorial.download import download_dataset
+    from covid_tutorial.data.download import download_dataset
     root = download_dataset("pneumoniamnist")
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import os
@@ -32,11 +33,10 @@ from urllib.parse import urlparse
 
 import requests
 
+from ..errors import CourseError
+from ..system import atomic_path, data_root, running_on_colab
 from . import phantoms
-from .colab import running_on_colab
-from .errors import CourseError
 from .registry import REGISTRY, DatasetInfo, get_dataset_info
-from .system import data_root
 
 __all__ = [
     "DATA_ENV_VAR",
@@ -119,7 +119,7 @@ class ManualDownloadRequired(DownloadError):
 
 
 def _checkout_root() -> Path | None:
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]  # covid_tutorial/data/download.py -> the checkout
     if (root / "pyproject.toml").is_file() and (root / "covid_tutorial").is_dir():
         return root
     return None
@@ -186,9 +186,8 @@ def _read_sidecar(path: Path) -> str | None:
 
 def _write_sidecar(path: Path, digest: str) -> None:
     sidecar = _sidecar(path)
-    tmp = sidecar.with_name(sidecar.name + ".tmp")
-    tmp.write_text(f"{digest}  {path.name}\n", encoding="utf-8")
-    os.replace(tmp, sidecar)
+    with atomic_path(sidecar) as tmp:
+        tmp.write_text(f"{digest}  {path.name}\n", encoding="utf-8")
 
 
 # ---------------------------------------------------------------------------
@@ -418,29 +417,57 @@ def _fetch(info: DatasetInfo, folder: Path, progress: bool) -> Path:
     """Download ``info.url`` into ``folder`` with pooch, verifying its hash."""
     import pooch  # see default_data_dir
 
-    url = info.url
     fname = _filename_for(info)
     target = folder / fname
-    expected = info.checksum
-    recorded = None
-    if expected is None:
-        recorded = _read_sidecar(target)
-        if recorded is not None:
-            expected = f"sha256:{recorded}"
-    logger = pooch.get_logger()
+    expected, recorded = _expected_hash(info, target)
+    with _pooch_messages(pooch.get_logger(), progress):
+        try:
+            path = pooch.retrieve(
+                info.url,
+                known_hash=expected,
+                fname=fname,
+                path=folder,
+                downloader=pooch.HTTPDownloader(progressbar=progress, timeout=_HTTP_TIMEOUT),
+            )
+        except requests.exceptions.RequestException as exc:
+            raise _request_failure(info, target, exc) from exc
+        except ValueError as exc:
+            if "hash" not in str(exc).lower():
+                raise
+            raise _checksum_failure(info, target, expected, recorded, exc) from exc
+    path = Path(path)
+    if info.checksum is None and recorded is None:
+        _record_first_hash(path, progress)
+    return path
+
+
+def _expected_hash(info: DatasetInfo, target: Path) -> tuple[str | None, str | None]:
+    """The hash pooch checks ``target`` against, and the SHA256 recorded beside it on the first
+    download when that is where the hash comes from (None when the registry publishes one)."""
+    if info.checksum is not None:
+        return info.checksum, None
+    recorded = _read_sidecar(target)
+    return (None if recorded is None else f"sha256:{recorded}"), recorded
+
+
+@contextlib.contextmanager
+def _pooch_messages(logger, progress: bool):
+    """Pooch's log without its hash advice, and without its progress lines unless ``progress``."""
     old_level = logger.level
     if not progress:
         logger.setLevel("WARNING")
     logger.addFilter(_hide_pooch_hash_advice)
     try:
-        path = pooch.retrieve(
-            url,
-            known_hash=expected,
-            fname=fname,
-            path=folder,
-            downloader=pooch.HTTPDownloader(progressbar=progress, timeout=_HTTP_TIMEOUT),
-        )
-    except requests.exceptions.HTTPError as exc:
+        yield
+    finally:
+        logger.setLevel(old_level)
+        logger.removeFilter(_hide_pooch_hash_advice)
+
+
+def _request_failure(info: DatasetInfo, target: Path, exc: requests.exceptions.RequestException) -> DownloadError:
+    """What went wrong on the way to the server, and what to do about it."""
+    url = info.url
+    if isinstance(exc, requests.exceptions.HTTPError):
         status = getattr(exc.response, "status_code", None)
         reason = getattr(exc.response, "reason", "") or ""
         if status is not None and 400 <= status < 500:
@@ -451,24 +478,19 @@ def _fetch(info: DatasetInfo, folder: Path, progress: bool) -> Path:
             )
         else:
             todo = "The server had a problem; try again later."
-        raise DownloadError(
-            _message(info, url, f"the server answered HTTP {status} {reason}".rstrip() + ".", todo)
-        ) from exc
-    except (
-        requests.exceptions.ChunkedEncodingError,
-        requests.exceptions.ContentDecodingError,
-    ) as exc:
-        raise DownloadError(
+        return DownloadError(_message(info, url, f"the server answered HTTP {status} {reason}".rstrip() + ".", todo))
+    if isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)):
+        return DownloadError(
             _message(
                 info,
                 url,
                 "the download was interrupted before the file was complete; nothing was kept.",
                 "Run the command again.",
             )
-        ) from exc
-    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+        )
+    if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
         host = urlparse(url).netloc
-        raise DownloadError(
+        return DownloadError(
             _message(
                 info,
                 url,
@@ -476,57 +498,57 @@ def _fetch(info: DatasetInfo, folder: Path, progress: bool) -> Path:
                 f"unreachable ({type(exc).__name__}).",
                 _OFFLINE_HINT,
             )
-        ) from exc
-    except requests.exceptions.RequestException as exc:
-        raise DownloadError(
-            _message(
-                info,
-                url,
-                f"the download failed and nothing was kept ({type(exc).__name__}: {exc}).",
-                "Run the command again; if it keeps failing, check the address in a browser.",
-            )
-        ) from exc
-    except ValueError as exc:
-        if "hash" not in str(exc).lower():
-            raise
-        if recorded is not None:
-            todo = (
-                f"The file on the server is not the one you downloaded first (its SHA256 was "
-                f"recorded in {_sidecar(target)}). If the publisher released a new version on "
-                f"purpose, delete {_sidecar(target)} and download again; results may then "
-                "differ from earlier runs. Otherwise do not use it."
-            )
-            source = f"recorded on the first download in {_sidecar(target)}"
-        else:
-            todo = (
-                "The file may have been changed by its publisher or damaged on the way. Try "
-                "again; if it persists, report it (the registry's checksum came from "
-                f"{info.checksum_source})."
-            )
-            source = info.checksum_source
-        raise ChecksumMismatchError(
-            _message(
-                info,
-                url,
-                f"the downloaded file does not match the expected checksum {expected} "
-                f"({source}); it was deleted. Details: {exc}",
-                todo,
-            )
-        ) from exc
-    finally:
-        logger.setLevel(old_level)
-        logger.removeFilter(_hide_pooch_hash_advice)
-    path = Path(path)
-    if info.checksum is None and recorded is None:
-        digest = sha256_of_file(path)
-        _write_sidecar(path, digest)
-        if progress:
-            print(
-                f"Recorded SHA256 {digest} in {_sidecar(path)}; later runs check the file "
-                "against it.",
-                file=sys.stderr,
-            )
-    return path
+        )
+    return DownloadError(
+        _message(
+            info,
+            url,
+            f"the download failed and nothing was kept ({type(exc).__name__}: {exc}).",
+            "Run the command again; if it keeps failing, check the address in a browser.",
+        )
+    )
+
+
+def _checksum_failure(
+    info: DatasetInfo, target: Path, expected: str | None, recorded: str | None, exc: ValueError
+) -> ChecksumMismatchError:
+    """The downloaded file is not the expected one: whose hash it failed, and what to do."""
+    if recorded is not None:
+        todo = (
+            f"The file on the server is not the one you downloaded first (its SHA256 was "
+            f"recorded in {_sidecar(target)}). If the publisher released a new version on "
+            f"purpose, delete {_sidecar(target)} and download again; results may then "
+            "differ from earlier runs. Otherwise do not use it."
+        )
+        source = f"recorded on the first download in {_sidecar(target)}"
+    else:
+        todo = (
+            "The file may have been changed by its publisher or damaged on the way. Try "
+            "again; if it persists, report it (the registry's checksum came from "
+            f"{info.checksum_source})."
+        )
+        source = info.checksum_source
+    return ChecksumMismatchError(
+        _message(
+            info,
+            info.url,
+            f"the downloaded file does not match the expected checksum {expected} "
+            f"({source}); it was deleted. Details: {exc}",
+            todo,
+        )
+    )
+
+
+def _record_first_hash(path: Path, progress: bool) -> None:
+    """Write the SHA256 of a first download beside it, for later downloads to be checked against."""
+    digest = sha256_of_file(path)
+    _write_sidecar(path, digest)
+    if progress:
+        print(
+            f"Recorded SHA256 {digest} in {_sidecar(path)}; later runs check the file "
+            "against it.",
+            file=sys.stderr,
+        )
 
 
 def _hide_pooch_hash_advice(record) -> bool:
@@ -612,15 +634,9 @@ def _is_populated(folder: Path) -> bool:
 def _generate(folder: Path, progress: bool, force: bool) -> Path:
     if _is_populated(folder) and not force:
         return folder
-    tmp = _partial_dir(folder)
-    try:
+    with atomic_path(folder) as tmp:
+        tmp.mkdir(parents=True)
         phantoms.generate_phantoms(tmp, progress=progress)
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 
@@ -633,8 +649,8 @@ def download_dataset(
 ) -> Path:
     """Obtain a collection and return the path to point a loader at.
 
-    ``name`` is a registry name (see :func:`covid_tutorial.registry.list_datasets`) or a
-    :class:`~covid_tutorial.registry.DatasetInfo` (tests use one to point an entry at a
+    ``name`` is a registry name (see :func:`covid_tutorial.data.registry.list_datasets`) or a
+    :class:`~covid_tutorial.data.registry.DatasetInfo` (tests use one to point an entry at a
     local server). Files go to ``dest`` or ``<data dir>/<name>`` (see
     :func:`default_data_dir`).
 
@@ -653,7 +669,7 @@ def download_dataset(
     ``force=True`` fetches again (keeping the ``.sha256`` record, so a changed file is
     still caught). Every failure raises :class:`DownloadError` with a message saying
     what failed, from where, and what to do; an unknown name raises
-    :class:`~covid_tutorial.registry.UnknownDatasetError`.
+    :class:`~covid_tutorial.data.registry.UnknownDatasetError`.
     """
     info = name if isinstance(name, DatasetInfo) else get_dataset_info(name)
     folder = dataset_dir(info, dest)

@@ -31,9 +31,10 @@ from sklearn.metrics import balanced_accuracy_score
 from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.tree import DecisionTreeClassifier
 
-from .data import load_dataset
-from .errors import DataError, DataWarning
+from ..errors import DataError, DataWarning
+from ..system import progress_bar
 from .images import read_image
+from .table import load_dataset
 
 __all__ = [
     "NEAR_DUPLICATE_BITS",
@@ -156,10 +157,9 @@ def file_properties(table: pd.DataFrame, *, progress: bool = False) -> pd.DataFr
     Each file is read and decoded once (the border needs the pixels). Unreadable files get
     NaN; :func:`inspect_dataset` measures them from what it reads anyway.
     """
-    from tqdm import tqdm
-
+    
     rows = []
-    for path in tqdm(table["path"], desc="Reading file properties", disable=not progress):
+    for path in progress_bar(table["path"], desc="Reading file properties", enabled=progress):
         try:
             raw = Path(path).read_bytes()
         except OSError:
@@ -374,8 +374,7 @@ def inspect_dataset(
 
     Nothing is written anywhere. Labels that map to no course class are reported, not fatal.
     """
-    from tqdm import tqdm
-
+    
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataWarning)
         table = load_dataset(
@@ -383,7 +382,7 @@ def inspect_dataset(
         )
     notes = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
     sizes, modes, unreadable, digests, phashes, properties = Counter(), Counter(), [], [], [], []
-    for path in tqdm(table["path"], desc="Reading images", disable=not progress):
+    for path in progress_bar(table["path"], desc="Reading images", enabled=progress):
         raw = Path(path).read_bytes()
         digests.append(hashlib.sha256(raw).hexdigest())
         decoded = _decode(raw)

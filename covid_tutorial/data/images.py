@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,10 +33,9 @@ import numpy as np
 import pandas as pd
 import pydicom
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
-from tqdm import tqdm
 
-from .errors import DataError, DataWarning
-from .system import cache_dir, cpu_name_and_cores
+from ..errors import DataError, DataWarning
+from ..system import atomic_path, cache_dir, cpu_name_and_cores, progress_bar
 
 __all__ = ["IMAGE_EXTENSIONS", "read_image", "pad_and_resize", "to_model_input", "load_images"]
 
@@ -310,10 +308,10 @@ def load_images(
 
     desc = f"Loading images at {image_size}px"
     if workers == 1 or len(paths) < 2:
-        errors = [load(row) for row in tqdm(range(len(paths)), desc=desc, disable=not progress)]
+        errors = [load(row) for row in progress_bar(range(len(paths)), desc=desc, enabled=progress)]
     else:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="load_images") as pool:
-            errors = list(tqdm(pool.map(load, range(len(paths))), total=len(paths), desc=desc, disable=not progress))
+            errors = list(progress_bar(pool.map(load, range(len(paths))), total=len(paths), desc=desc, enabled=progress))
     failed = [error for error in errors if error is not None]
     if failed:
         warnings.warn(
@@ -365,12 +363,11 @@ def _load_into(slot: np.ndarray, path: Path, folder: Path | None, reduced: bool)
         pass
     image = pad_and_resize(read_image(path, min_size=size if reduced else None), size)
     slot[...] = image
-    tmp = entry.with_name(f".{entry.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        tmp.write_bytes(fingerprint + np.ascontiguousarray(image).tobytes())
-        os.replace(tmp, entry)
+        with atomic_path(entry) as tmp:
+            tmp.write_bytes(fingerprint + np.ascontiguousarray(image).tobytes())
     except OSError:  # a full or read-only disk: the image is still loaded, only not cached
-        tmp.unlink(missing_ok=True)
+        pass
 
 
 def _fingerprint(path: Path, length: int) -> bytes:

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
-from .data import generated_patient_ids
-from .errors import DataError, DataWarning
+from ..errors import DataError, DataWarning
+from .table import generated_patient_ids
 
 __all__ = [
     "check_patient_disjoint",

@@ -16,7 +16,7 @@ import re
 import tomllib
 from pathlib import Path
 
-from .errors import DataError
+from ..errors import DataError
 
 __all__ = [
     "CLASS_NAMES",

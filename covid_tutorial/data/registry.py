@@ -10,7 +10,7 @@ and the field.
 
 Typical use::
 
-    from covid_tutorial.registry import get_dataset_info, list_datasets
+    from covid_tutorial.data.registry import get_dataset_info, list_datasets
     list_datasets()                                   # a tidy table of the registry
     get_dataset_info("covid-ct-multiclass").patient_ids.source   # "subfolder"
 """
@@ -29,12 +29,11 @@ from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
-from .errors import CourseError
+from ..errors import CourseError
 from .labels import CLASS_NAMES, EXCLUDED, NON_COVID
 
 __all__ = [
     "NON_COVID_LABEL",
-    "EXCLUDED",
     "METHODS",
     "MODALITIES",
     "LAYOUTS",
@@ -71,7 +70,7 @@ LAYOUTS = ("folder-per-class", "folder-per-class-per-patient", "metadata-csv", "
 #: of a separate file; none: the collection does not identify patients.
 PATIENT_ID_SOURCES = ("column", "subfolder", "filename-pattern", "side-table", "none")
 #: classes: the keys of ``classes`` are the exact label values; course: the keys describe
-#: groups of values, each value is mapped by :func:`covid_tutorial.labels.map_label`.
+#: groups of values, each value is mapped by :func:`covid_tutorial.data.labels.map_label`.
 LABEL_RULES = ("classes", "course")
 
 _REGISTRY_FILE = "registry.toml"
@@ -145,7 +144,7 @@ class DatasetInfo:
     """Everything the course knows about one collection: one ``[datasets.<name>]`` table.
 
     ``classes`` maps each class as the collection names it (a folder name, a label value)
-    to a course class (:data:`~covid_tutorial.labels.CLASS_NAMES`), to
+    to a course class (:data:`~covid_tutorial.data.labels.CLASS_NAMES`), to
     :data:`NON_COVID_LABEL`, or to ``None`` ("excluded" in the file) when the class is
     left out of the course (for example ``Lung_Opacity``).
 
@@ -590,7 +589,7 @@ def list_datasets():
 def format_dataset_table(data_dir: str | os.PathLike | None = None) -> str:
     """A readable terminal table of the registry (what ``covid-tutorial datasets`` prints).
 
-    ``data_dir``, where downloads go (``covid_tutorial.download.default_data_dir()``), is
+    ``data_dir``, where downloads go (``covid_tutorial.data.download.default_data_dir()``), is
     named at the end when given.
     """
     table = pd.DataFrame(

@@ -15,7 +15,7 @@ they always add up to one, which makes a map that is not about any class at all.
 
 Every map is a float array in 0..1 (divided by its own maximum); methods that work at a
 layer's resolution are resized to the input size with :func:`upsample_maps` (bilinear).
-How good the maps are is measured in :mod:`covid_tutorial.explanation_quality`.
+How good the maps are is measured in :mod:`covid_tutorial.explain.quality`.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from .images import to_model_input
-from .errors import CourseError
-from .models import HEAD_LAYERS, stage_prefix, backbone_layers, last_feature_layer
+from ..data import to_model_input
+from ..errors import CourseError
+from ..models import HEAD_LAYERS, backbone_layers, last_feature_layer, stage_prefix
 
 __all__ = [
     "EXPLANATION_METHODS",

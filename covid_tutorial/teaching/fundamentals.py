@@ -2,7 +2,8 @@
 
 Notebook 01 (CNN fundamentals) introduces
 :func:`conv2d_numpy`, :func:`pool2d_numpy`, :func:`conv_output_size`,
-:func:`conv2d_params`, :func:`dense_params`, :func:`layer_costs`, :func:`count_macs`,
+:func:`conv2d_params`, :func:`dense_params` (the MAC counts of whole models,
+:func:`covid_tutorial.models.layer_costs` and :func:`covid_tutorial.models.count_macs`),
 :func:`build_small_cnn`, :func:`build_lenet5`, :func:`build_alexnet`,
 :func:`architecture_costs` and :data:`QUOTED_IMAGENET_RESULTS`.
 
@@ -20,10 +21,10 @@ in the strict sense (multiplies and adds counted apart) is about twice the MAC c
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
+
+from ..models import flat_layers, layer_costs
 
 __all__ = [
     "same_padding",
@@ -32,8 +33,6 @@ __all__ = [
     "pool2d_numpy",
     "conv2d_params",
     "dense_params",
-    "layer_costs",
-    "count_macs",
     "build_lenet5",
     "build_alexnet",
     "build_small_cnn",
@@ -191,67 +190,6 @@ def conv2d_params(kernel_size, in_channels: int, filters: int, use_bias: bool = 
 def dense_params(in_features: int, units: int, use_bias: bool = True) -> int:
     """Weights of a Dense layer: one weight per (input, unit) pair, plus one bias per unit."""
     return in_features * units + (units if use_bias else 0)
-
-
-def _flat_layers(model):
-    import keras
-
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            yield from _flat_layers(layer)
-        else:
-            yield layer
-
-
-def _layer_macs(layer) -> int:
-    import keras
-
-    layers = keras.layers
-    out_shape = tuple(layer.output.shape)
-    if isinstance(layer, (layers.Conv1D, layers.Conv2D, layers.Conv3D)):
-        in_channels = layer.input.shape[-1]
-        per_output = math.prod(layer.kernel_size) * in_channels // layer.groups
-        return math.prod(out_shape[1:]) * per_output
-    if isinstance(layer, layers.DepthwiseConv2D):
-        return math.prod(out_shape[1:]) * math.prod(layer.kernel_size)
-    if isinstance(layer, layers.SeparableConv2D):
-        in_channels = layer.input.shape[-1]
-        spatial = math.prod(out_shape[1:-1])
-        depthwise = spatial * in_channels * layer.depth_multiplier * math.prod(layer.kernel_size)
-        pointwise = spatial * in_channels * layer.depth_multiplier * layer.filters
-        return depthwise + pointwise
-    if isinstance(layer, layers.Dense):
-        in_features = layer.input.shape[-1]
-        return math.prod(out_shape[1:-1]) * in_features * layer.units
-    return 0
-
-
-def layer_costs(model) -> pd.DataFrame:
-    """One row per layer of a built Keras model: name, type, output shape, parameters, MACs.
-
-    MACs are counted for one input image (batch size 1) in the layers that hold nearly
-    all the arithmetic: Conv1D/2D/3D (including grouped), DepthwiseConv2D,
-    SeparableConv2D and Dense. Batch normalization, activations, pooling and additions
-    cost a handful of operations per output value and are listed with 0 MACs, the usual
-    convention of the papers. Nested models are expanded.
-    """
-    rows = []
-    for layer in _flat_layers(model):
-        rows.append(
-            {
-                "layer": layer.name,
-                "type": type(layer).__name__,
-                "output_shape": tuple(layer.output.shape[1:]),
-                "params": int(layer.count_params()),
-                "macs": int(_layer_macs(layer)),
-            }
-        )
-    return pd.DataFrame(rows, columns=["layer", "type", "output_shape", "params", "macs"])
-
-
-def count_macs(model) -> int:
-    """Multiply-accumulates for one image through a Keras model (see :func:`layer_costs`)."""
-    return int(layer_costs(model)["macs"].sum())
 
 
 # ---------------------------------------------------------------- classic architectures
@@ -516,7 +454,7 @@ def gradient_norms(model, x, y, loss="categorical_crossentropy") -> pd.DataFrame
     loss_fn = keras.losses.get(loss)
     kernels = [
         (layer.name, layer.kernel)
-        for layer in _flat_layers(model)
+        for layer in flat_layers(model)
         if getattr(layer, "kernel", None) is not None and layer.trainable
     ]
     with tf.GradientTape() as tape:
@@ -610,7 +548,7 @@ def conv_layer_census(model) -> pd.DataFrame:
     import keras
 
     rows = []
-    for layer in _flat_layers(model):
+    for layer in flat_layers(model):
         if isinstance(layer, keras.layers.Conv2D):
             role = "projection shortcut" if layer.name.endswith("_0_conv") else "main path"
             kernel = "x".join(map(str, layer.kernel_size))

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from .images import pad_and_resize, read_image, to_model_input
-from .errors import CourseError
-from .explain import METHOD_TITLES, class_indices, quiet_keras, upsample_maps
+from ..data import pad_and_resize, read_image, to_model_input
+from ..errors import CourseError
+from .maps import METHOD_TITLES, class_indices, quiet_keras, upsample_maps
 
 __all__ = [
     "resolve_mask_path",

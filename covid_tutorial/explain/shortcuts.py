@@ -17,9 +17,9 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from .images import read_image, to_model_input
-from .explanation_quality import energy_inside, pointing_game, probability_function
-from .system import refuse_output_inside
+from ..data import read_image, to_model_input
+from ..system import refuse_output_inside
+from .quality import energy_inside, pointing_game, probability_function
 
 __all__ = [
     "box_mask",

@@ -26,17 +26,17 @@ import pandas as pd
 from IPython.display import Image, display
 from matplotlib.figure import Figure
 
-from .errors import CourseError
-from .explain import METHOD_TITLES, Explainer
-from .figures import (
+from ..data import to_model_input
+from ..errors import CourseError
+from ..explain import METHOD_TITLES, Explainer
+from ..figures import (
     draw_mask_outline,
     figure_to_png,
     overlay_with_outline,
     plot_map_grid,
     plot_threshold_tradeoff,
 )
-from .images import to_model_input
-from .metrics import threshold_sweep
+from ..metrics import threshold_sweep
 
 __all__ = [
     "STATIC_VERSION_NOTE",

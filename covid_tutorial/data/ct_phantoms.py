@@ -2,7 +2,7 @@
 
 :func:`generate_ct_phantoms` builds one procedural 3-D chest per made-up patient and
 writes a stack of *adjacent* axial slices through it, in the layout of the X-ray
-phantoms (:mod:`covid_tutorial.phantoms`): ``images/``, ``masks/``, ``metadata.csv``
+phantoms (:mod:`covid_tutorial.data.phantoms`): ``images/``, ``masks/``, ``metadata.csv``
 with the same columns plus ``slice``, and a stamp file. Three classes:
 
 * ``COVID-19``: ground-glass opacities in both lungs, against the pleura and towards
@@ -52,9 +52,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
-from .errors import DataError
+from ..errors import DataError
+from ..system import cpu_name_and_cores, progress_bar, time_call
 from .phantoms import (
     IMAGE_FOLDER,
     MASK_FOLDER,
@@ -65,7 +65,6 @@ from .phantoms import (
     assign_classes,
     prepare_output_folder,
 )
-from .system import cpu_name_and_cores, time_call
 
 __all__ = [
     "CT_METADATA_COLUMNS",
@@ -81,7 +80,7 @@ LUNG_WINDOW = (-600.0, 1500.0)  # level and width in Hounsfield units
 SLICE_SPACING_MM = 1.5  # between the centres of adjacent slices
 FIELD_OF_VIEW_MM = 360.0  # the width of every image
 
-_GENERATOR_NAME = "covid_tutorial.ct_phantoms"
+_GENERATOR_NAME = "covid_tutorial.ct_phantoms"  # the stamp's name since the first sets: kept so they are recognised
 _CT_PNG = re.compile(r"^P\d{4,}_z\d+\.png$")
 _LUNG_HEIGHT = 0.7  # apex to base, in image widths (about 250 mm)
 _DEPTH = 0.8  # the chest volume the random fields cover, in image widths along z
@@ -574,9 +573,7 @@ def generate_ct_phantoms(
     slab = spacing * (slices - 1)
     classes, sides = assign_classes(patients, np.random.default_rng([seed, _CLASSES]))
     rows = []
-    for patient_index in tqdm(
-        range(patients), desc="CT phantoms", unit="patient", disable=not progress
-    ):
+    for patient_index in progress_bar(range(patients), desc="CT phantoms", unit="patient", enabled=progress):
         kind = classes[patient_index]
         anatomy = _sample_anatomy(
             np.random.default_rng([seed, patient_index, _ANATOMY]), slab
@@ -651,7 +648,7 @@ def measure_ct_phantoms(out_dir) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["figure", "value"]).set_index("figure")
 
 
-if __name__ == "__main__":  # python -m covid_tutorial.ct_phantoms: the figures of data/README.md
+if __name__ == "__main__":  # python -m covid_tutorial.data.ct_phantoms: the figures of data/README.md
     patients, slices, size = (int(a) for a in (sys.argv[1:] or ["30", "16", "128"]))
     with tempfile.TemporaryDirectory() as folder:
         seconds = time_call(
