@@ -81,7 +81,7 @@ from .runs import (
     write_run_config,
     write_splits,
 )
-from .system import device_name, refuse_output_inside, release_memory, sha1_of_file
+from .system import device_name, keras_verbosity, refuse_output_inside, release_memory, sha1_of_file
 from .train import (
     TrainingCheckpoint,
     class_weights,
@@ -356,7 +356,7 @@ def _fit(run: _PreparedRun, model, strategy, checkpoint, callbacks, progress: bo
         learning_rate=settings.learning_rate,
         class_weight=class_weights(run.table.loc[train, "label"], run.class_names),
         fine_tune_layers=settings.fine_tune_layers,
-        verbose="auto" if progress else 0,
+        verbose=keras_verbosity(progress),
         checkpoint=checkpoint,
         callbacks=callbacks,
     )

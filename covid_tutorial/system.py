@@ -45,6 +45,7 @@ __all__ = [
     "sha1_of_file",
     "atomic_path",
     "progress_bar",
+    "keras_verbosity",
     "write_json",
     "local_time_now",
     "software_versions",
@@ -164,13 +165,27 @@ def sha1_of_file(path) -> str:
         return hashlib.file_digest(file, "sha1").hexdigest()
 
 
+def _redraws_in_place() -> bool:
+    """Whether progress shown here is redrawn in place (a terminal, a notebook) rather than
+    kept line after line (a log file, CI)."""
+    return sys.stderr.isatty() or "ipykernel" in sys.modules
+
+
 def progress_bar(iterable=None, *, desc: str, enabled: bool = True, **options):
     """A tqdm progress bar that redraws on a terminal; in a log file or CI, where every
     redraw would be kept, it draws once at the start and once at the end, on one line."""
     from tqdm import tqdm
 
-    interactive = sys.stderr.isatty() or "ipykernel" in sys.modules
-    return tqdm(iterable, desc=desc, disable=not enabled, mininterval=0.1 if interactive else math.inf, **options)
+    interval = 0.1 if _redraws_in_place() else math.inf
+    return tqdm(iterable, desc=desc, disable=not enabled, mininterval=interval, **options)
+
+
+def keras_verbosity(progress: bool) -> int:
+    """``verbose`` for Keras's ``fit``: its step-by-step bar on a terminal or in a notebook,
+    one line per epoch in a log file or CI, nothing without ``progress``."""
+    if not progress:
+        return 0
+    return 1 if _redraws_in_place() else 2
 
 
 def _remove(path: Path) -> None:

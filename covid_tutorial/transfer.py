@@ -44,7 +44,7 @@ from .errors import CourseError
 from .feed import EpochBatches, dataset_from_arrays
 from .metrics import classification_metrics, patient_bootstrap
 from .models import build_classifier, get_backbone
-from .system import atomic_path, cache_dir, release_memory, time_call, write_json
+from .system import atomic_path, cache_dir, keras_verbosity, release_memory, time_call, write_json
 from .train import (
     class_weights,
     predict_probabilities,
@@ -168,7 +168,7 @@ def _train_source(settings: SourceSettings, weights_path: Path, progress: bool) 
         pretrained=False, head_epochs=settings.epochs, fine_tune_epochs=0,
         learning_rate=settings.learning_rate,
         class_weight=class_weights(table.loc[~val, "label"], SOURCE_CLASSES),
-        verbose="auto" if progress else 0,
+        verbose=keras_verbosity(progress),
     )
     recalibrate_batchnorm(model, images[~val][:256])  # the statistics a frozen BatchNorm will keep
     probabilities = predict_probabilities(model, images[val])

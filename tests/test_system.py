@@ -57,3 +57,18 @@ def test_a_progress_bar_in_a_log_draws_twice_on_one_line(monkeypatch):
     drawn = log.getvalue()
     assert drawn.count("\n") == 1 and drawn.count("Reading images") == 2, repr(drawn)
     assert "4/4" in drawn
+
+
+def test_keras_prints_one_line_per_epoch_in_a_log_and_its_bar_in_a_terminal(monkeypatch):
+    from covid_tutorial.system import keras_verbosity
+
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert keras_verbosity(True) == 2 and keras_verbosity(False) == 0
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    assert keras_verbosity(True) == 1
