@@ -365,9 +365,10 @@ def plot_map_grid(cells, row_titles=None, column_titles=None, size: float = 1.7,
 
 
 def overlay_heatmap(
-    image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.4, colormap: int = cv2.COLORMAP_JET
+    image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.4, colormap: int = cv2.COLORMAP_INFERNO
 ) -> np.ndarray:
-    """Blend a 0..1 heatmap (any size) over a grayscale or RGB uint8 image; returns RGB uint8."""
+    """Blend a 0..1 heatmap (any size) over a grayscale or RGB uint8 image; returns RGB uint8.
+    The colormap is perceptually uniform and colour-blind safe (inferno: black, red, yellow)."""
     image = np.asarray(image)
     if image.ndim == 2:
         image = cv2.cvtColor(image.astype(np.uint8), cv2.COLOR_GRAY2RGB)

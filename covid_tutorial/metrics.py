@@ -4,7 +4,10 @@ Per class (one against the rest) and macro-averaged: accuracy, sensitivity (reca
 specificity, precision, F1 and ROC-AUC, computed with scikit-learn. Confidence
 intervals come from a bootstrap over *patients*, not images (:func:`patient_bootstrap`):
 images of one patient are alike, so resampling images would pretend we had more
-independent evidence.
+independent evidence. Where every resample gives the same value (a score of 0 or 1: no
+false alarm among the test patients), the bootstrap cannot widen it; such a score gets
+the Wilson interval over the patients it was computed on instead
+(:func:`patient_counts`, docs/intervals.md), never an interval of zero width.
 
 Operating thresholds: :func:`threshold_for_sensitivity` picks, on validation patients,
 the highest threshold on p(COVID-19) that reaches a target sensitivity; :func:`decide`
@@ -39,6 +42,7 @@ from .errors import DataError
 __all__ = [
     "METRIC_NAMES",
     "classification_metrics",
+    "patient_counts",
     "patient_bootstrap",
     "metrics_wide",
     "summarize_folds",
@@ -64,6 +68,40 @@ __all__ = [
 ]
 
 METRIC_NAMES = ("accuracy", "sensitivity", "specificity", "precision", "f1", "roc_auc")
+
+
+def patient_counts(y_true, y_pred, n_classes: int, groups=None) -> np.ndarray:
+    """How many patients each score of :func:`classification_metrics` was computed on, in its
+    shape (rows: classes then macro; columns: METRIC_NAMES): a patient counts where one of
+    its images is in the score's denominator (sensitivity: images of the class; specificity:
+    images of other classes; precision: images called the class; F1: either; ROC-AUC: images
+    of the class; accuracy and the macro row: every image)."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    groups = np.arange(len(y_true)) if groups is None else np.asarray(groups)
+
+    def patients(rows) -> int:
+        return len(np.unique(groups[rows]))
+
+    everyone = patients(np.ones(len(y_true), bool))
+    counts = np.full((n_classes + 1, len(METRIC_NAMES)), everyone)
+    for k in range(n_classes):
+        actual, called = y_true == k, y_pred == k
+        counts[k, 1:] = [patients(actual), patients(~actual), patients(called), patients(actual | called),
+                         patients(actual)]  # fmt: skip
+    return counts
+
+
+def _wilson_where_degenerate(point, low, high, counts, confidence: float):
+    """Replace each interval of zero width by the Wilson interval of its score over
+    ``counts`` patients; returns the new bounds and a mask of the replaced cells."""
+    degenerate = np.isfinite(point) & np.isclose(low, high) & (counts > 0)
+    low, high = low.copy(), high.copy()
+    for r, c in zip(*np.nonzero(degenerate)):
+        n = int(counts[r, c])
+        successes = int(round(float(point[r, c]) * n))
+        interval = stats.binomtest(successes, n).proportion_ci(confidence_level=confidence, method="wilson")
+        low[r, c], high[r, c] = interval.low, interval.high
+    return low, high, degenerate
 
 
 def _metric_matrix(y_true: np.ndarray, y_prob: np.ndarray, n_classes: int, present=None) -> np.ndarray:
@@ -114,7 +152,9 @@ def classification_metrics(
 
     ``y_true`` holds class indices, ``y_prob`` the predicted probabilities (n, classes),
     ``groups`` the patient id of each row (default: each image is its own patient).
-    The "macro" rows average the classes; its accuracy is the overall accuracy.
+    The "macro" rows average the classes; its accuracy is the overall accuracy. A score whose
+    bootstrap interval has zero width gets the Wilson interval over its patients instead;
+    ``table.attrs["wilson"]`` lists those scores as "class/metric".
     """
     y_true = np.asarray(y_true)
     y_prob = np.asarray(y_prob, dtype=float)
@@ -126,13 +166,17 @@ def classification_metrics(
         lambda rows: _metric_matrix(y_true[rows], y_prob[rows], n_classes, present),
         len(y_true), groups, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed, shape=point.shape,
     )
+    counts = patient_counts(y_true, y_prob.argmax(axis=1), n_classes, groups)
+    low, high, wilson = _wilson_where_degenerate(point, low, high, counts, confidence)
     records = []
     for r, name in enumerate([*class_names, "macro"]):
         for c, metric in enumerate(METRIC_NAMES):
             records.append((name, metric, point[r, c], low[r, c], high[r, c]))
     table = pd.DataFrame(records, columns=["class", "metric", "value", "ci_low", "ci_high"])
     absent = [] if present is None else [name for name, here in zip(class_names, present) if not here]
-    table.attrs.update(n_images=len(y_true), n_patients=n_patients, n_bootstrap=n_bootstrap, absent_classes=absent)
+    rows = [*class_names, "macro"]
+    table.attrs.update(n_images=len(y_true), n_patients=n_patients, n_bootstrap=n_bootstrap, absent_classes=absent,
+                       wilson=[f"{rows[r]}/{METRIC_NAMES[c]}" for r, c in zip(*np.nonzero(wilson))])  # fmt: skip
     return table
 
 

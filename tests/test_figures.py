@@ -78,3 +78,27 @@ def test_plot_map_grid_labels_a_row_on_its_first_picture():
     axes = fig.get_axes()
     assert axes[0].get_ylabel() == "first row" and axes[1].get_ylabel() == ""
     assert axes[3].get_ylabel() == "second row"  # the row starts with an empty cell
+
+
+def test_heatmap_overlays_brighten_steadily_with_the_value_as_a_colour_blind_safe_map_does():
+    """Lightness that rises with the value is what makes a map readable without hue (jet's rises,
+    then falls at red, so a reader without red-green vision sees two values as one)."""
+
+    ramp = np.tile(np.linspace(0, 1, 256, dtype=np.float32), (4, 1))
+    colored = overlay_heatmap(np.zeros((4, 256), np.uint8), ramp, alpha=1.0).astype(float)
+    lightness = colored[0] @ np.array([0.299, 0.587, 0.114])
+    assert np.all(np.diff(lightness) >= -1.0) and lightness[-1] - lightness[0] > 200
+
+
+def test_no_jet_colormap_anywhere_in_the_package_the_tools_or_the_notebooks_code():
+    import json
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    jet = re.compile(r"""['"]jet['"]|COLORMAP_JET|cm\.jet""")
+    sources = {p: p.read_text() for folder in ("covid_tutorial", "tools") for p in (root / folder).rglob("*.py")}
+    for notebook in (root / "notebooks").glob("*.ipynb"):
+        cells = json.loads(notebook.read_text())["cells"]
+        sources[notebook] = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    assert not [str(p.relative_to(root)) for p, text in sources.items() if jet.search(text)]

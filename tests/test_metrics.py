@@ -252,3 +252,37 @@ def test_threshold_sweep_leaves_rates_without_images_undefined():
     sweep = threshold_sweep([1, 2], probabilities, CLASSES, thresholds=[0.5])
     assert np.isnan(sweep["sensitivity"].iloc[0]) and np.isnan(sweep["precision"].iloc[0])
     assert sweep["specificity"].iloc[0] == 1 and sweep["npv"].iloc[0] == 1
+
+
+def test_a_perfect_score_gets_a_wilson_interval_over_its_patients_not_zero_width():
+    classes = ["COVID-19", "Normal", "Pneumonia"]
+    y_true = np.repeat([0, 1, 2], 10)
+    groups = np.repeat(np.arange(15), 2)  # two images per patient, five patients per class
+    table = metrics.classification_metrics(y_true, np.eye(3)[y_true] * 0.9 + 0.05, classes, groups, n_bootstrap=100)
+    assert (table["ci_high"] - table["ci_low"] > 0.1).all(), "an interval of (almost) zero width"
+    z2 = 1.959963984540054**2  # Wilson's lower bound at a proportion of 1 is n / (n + z^2)
+    row = table.set_index(["class", "metric"])
+    assert row.loc[("COVID-19", "sensitivity"), "ci_low"] == pytest.approx(5 / (5 + z2))  # its 5 patients
+    assert row.loc[("COVID-19", "specificity"), "ci_low"] == pytest.approx(10 / (10 + z2))  # the 10 others
+    assert row.loc[("macro", "accuracy"), "ci_low"] == pytest.approx(15 / (15 + z2))
+    assert (table["ci_high"] == 1).all()
+    assert len(table.attrs["wilson"]) == 24 and "Normal/precision" in table.attrs["wilson"]
+
+
+def test_a_score_of_zero_gets_a_wilson_interval_and_a_spread_score_keeps_its_bootstrap():
+    rng = np.random.default_rng(0)
+    y_true = rng.integers(0, 2, 200)
+    y_prob = np.column_stack([0.4 * rng.random(200), 0.5 + 0.5 * rng.random(200)])  # class 0 is never predicted:
+    # its sensitivity is 0 on every resample, while the accuracy (the share of class 1) varies
+    table = metrics.classification_metrics(y_true, y_prob, ["COVID-19", "Normal"], n_bootstrap=200)
+    row = table.set_index(["class", "metric"])
+    positives = int((y_true == 0).sum())
+    z2 = 1.959963984540054**2
+    assert row.loc[("COVID-19", "sensitivity"), "value"] == 0
+    assert row.loc[("COVID-19", "sensitivity"), "ci_low"] == 0
+    assert row.loc[("COVID-19", "sensitivity"), "ci_high"] == pytest.approx(z2 / (positives + z2))
+    low, high, _ = metrics.patient_bootstrap(
+        lambda rows: (y_prob[rows].argmax(1) == y_true[rows]).mean(), 200, n_bootstrap=200, seed=0
+    )
+    assert (row.loc[("macro", "accuracy"), "ci_low"], row.loc[("macro", "accuracy"), "ci_high"]) == pytest.approx((low, high))
+    assert "macro/accuracy" not in table.attrs["wilson"]

@@ -465,7 +465,7 @@ def draw_gradcam_flow() -> Figure:
     upsample = _box(ax, columns[3], row_map, "upsample to\nthe image's size", "pool", w=w, h=h, gid="gradcam.upsample")
     heat = _toy_heatmap()
     weight = 0.75 * heat[..., None]
-    overlay = (1 - weight) * gray + weight * colormaps["jet"](heat)[..., :3]
+    overlay = (1 - weight) * gray + weight * colormaps["inferno"](heat)[..., :3]
     heatmap = _picture(ax, columns[4], row_map, overlay)
     _note(ax, columns[4], heatmap.bottom[1] - 0.15, "heatmap over the image", ha="center", color="black", style="normal",
           fontsize=_FONT, gid="gradcam.heatmap")
