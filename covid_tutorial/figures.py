@@ -37,6 +37,7 @@ __all__ = [
     "plot_reliability_diagram",
     "plot_threshold_tradeoff",
     "error_order",
+    "ERROR_KINDS",
     "plot_error_gallery",
     "plot_data_efficiency",
     "feature_map_grid",
@@ -251,26 +252,35 @@ def error_order(y_true, y_pred, y_prob, positive_index: int) -> np.ndarray:
     ).astype(int)
 
 
+ERROR_KINDS = ("missed", "false alarm", "confusion")
+
+
 def plot_error_gallery(
     images, y_true, y_prob, class_names, *, positive: str = "COVID-19", y_pred=None,
-    max_images: int = 12, columns: int = 4, size: float = 2.6,
+    max_images: int = 12, columns: int = 4, size: float = 2.6, kind: str | None = None,
 ) -> Figure:
     """The misclassified images, false negatives of ``positive`` first (:func:`error_order`),
-    each titled on three short lines: the kind of error, true -> predicted class, p(positive)."""
+    each titled on three short lines: the kind of error, true -> predicted class, p(positive).
+    ``kind`` shows one kind only: "missed" (``positive`` images called something else),
+    "false alarm" (other images called ``positive``) or "confusion" (between the others)."""
+    if kind is not None and kind not in ERROR_KINDS:
+        raise ValueError(f"kind {kind!r}: choose one of {', '.join(ERROR_KINDS)}, or None for all")
     y_true, y_prob = np.asarray(y_true), np.asarray(y_prob)
     y_pred = y_prob.argmax(axis=1) if y_pred is None else np.asarray(y_pred)
     k = list(class_names).index(positive)
-    order = error_order(y_true, y_pred, y_prob, k)[:max_images]
+    kinds = np.where(y_true == k, "missed", np.where(y_pred == k, "false alarm", "confusion"))
+    order = [i for i in error_order(y_true, y_pred, y_prob, k) if kind is None or kinds[i] == kind][:max_images]
     if len(order) == 0:
         fig = Figure(figsize=(4, 1))
         ax = fig.subplots()
         ax.axis("off")
-        ax.text(0.5, 0.5, f"no misclassified images among {len(y_true)}", ha="center", va="center")
+        what = "misclassified images" if kind is None else f"{kind} {positive} images" if kind == "missed" else f"{kind}s"
+        ax.text(0.5, 0.5, f"no {what} among {len(y_true)}", ha="center", va="center")
         return fig
     titles = []
     for i in order:
-        kind = f"missed {positive}" if y_true[i] == k else ("false alarm" if y_pred[i] == k else "confusion")
-        titles.append(f"{kind}\ntrue {class_names[y_true[i]]} → {class_names[y_pred[i]]}\np({positive}) = {y_prob[i, k]:.2f}")
+        label = f"missed {positive}" if kinds[i] == "missed" else str(kinds[i])
+        titles.append(f"{label}\ntrue {class_names[y_true[i]]} → {class_names[y_pred[i]]}\np({positive}) = {y_prob[i, k]:.2f}")
     fig = plot_image_grid([images[i] for i in order], titles, columns=min(columns, len(order)), size=size)
     for ax in fig.axes:
         ax.title.set_fontsize(9)

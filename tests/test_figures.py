@@ -102,3 +102,20 @@ def test_no_jet_colormap_anywhere_in_the_package_the_tools_or_the_notebooks_code
         cells = json.loads(notebook.read_text())["cells"]
         sources[notebook] = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
     assert not [str(p.relative_to(root)) for p, text in sources.items() if jet.search(text)]
+
+
+def test_the_error_gallery_shows_one_kind_of_error_when_asked():
+    from covid_tutorial.figures import plot_error_gallery
+
+    classes = ["COVID-19", "Normal", "Pneumonia"]
+    y_true = np.array([0, 0, 1, 1, 2, 2])
+    y_pred = np.array([1, 0, 0, 1, 0, 1])  # one missed COVID-19, two false alarms, one confusion
+    y_prob = np.eye(3)[y_pred] * 0.8 + 0.1 * np.eye(3)[0]
+    images = np.zeros((6, 16, 16), np.uint8)
+    titles = {kind: [ax.get_title().split("\n")[0] for ax in plot_error_gallery(
+        images, y_true, y_prob, classes, y_pred=y_pred, kind=kind).axes] for kind in ("missed", "false alarm", "confusion")}
+    assert titles == {"missed": ["missed COVID-19"], "false alarm": ["false alarm"] * 2, "confusion": ["confusion"]}
+    none_missed = plot_error_gallery(images, y_true, y_prob, classes, y_pred=np.where(y_true == 0, 0, y_pred), kind="missed")
+    assert "no missed COVID-19 images among 6" in none_missed.axes[0].texts[0].get_text()
+    with pytest.raises(ValueError, match="choose one of"):
+        plot_error_gallery(images, y_true, y_prob, classes, y_pred=y_pred, kind="misses")
