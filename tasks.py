@@ -22,7 +22,8 @@ The other maintenance commands in tools/ run the same way with .venv's python:
 
 `test` with no ARGS builds the student edition into build/student and runs nbval on its
 notebooks: their code cells are the committed notebooks' code cells, in order
-(tests/test_student_edition.py checks it), so this runs the teacher's edition too.
+(tests/test_student_edition.py checks it), so this runs the teacher's edition too. It runs
+on one pytest-xdist worker per core (at most four), each test file or notebook whole in one.
 With ARGS, pytest gets ARGS only (e.g. `python3 tasks.py test tests/test_data.py`).
 """
 
