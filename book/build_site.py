@@ -65,12 +65,20 @@ class SiteError(Exception):
     """A problem with the site's configuration or sources, said in one line."""
 
 
-def _expand(pattern: str, generated: set[str]) -> list[str]:
+def _is_glob(pattern: str) -> bool:
+    return any(char in pattern for char in "*?[")
+
+
+def _expand(pattern: str, generated: set[str], named: frozenset[str] = frozenset()) -> list[str]:
+    """The pages a pattern of site.toml stands for. A glob pattern leaves out the pages some
+    section names literally (`docs/glossary.md` in its own section, not again under `docs/*.md`)."""
     if pattern in generated:
         return [pattern]
     found = sorted(Path(p).relative_to(ROOT).as_posix() for p in glob.glob(str(ROOT / pattern)))
     if not found:
         raise SiteError(f"book/site.toml: no file matches {pattern!r}; fix the pattern or add the file")
+    if _is_glob(pattern):
+        found = [page for page in found if page not in named]
     return found
 
 
@@ -80,10 +88,15 @@ def read_layout(path: Path = BOOK / "site.toml") -> SiteLayout:
         config = tomllib.loads(path.read_text(encoding="utf-8"))
         references = config["references"]
         generated = {references["page"]}
+        named = frozenset(p for s in config["section"] for p in s["pages"] if not _is_glob(p))
         sections = tuple(
-            Section(s["caption"], tuple(p for pattern in s["pages"] for p in _expand(pattern, generated)))
+            Section(s["caption"], tuple(p for pattern in s["pages"] for p in _expand(pattern, generated, named)))
             for s in config["section"]
         )
+        pages = [page for section in sections for page in section.pages]
+        repeated = sorted({page for page in pages if pages.count(page) > 1})
+        if repeated:
+            raise SiteError(f"{path}: {', '.join(repeated)} listed in more than one place; name each page once")
         return SiteLayout(
             title=config["title"],
             landing=config["landing"],

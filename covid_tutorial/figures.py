@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib import ticker
 from matplotlib.figure import Figure
 from sklearn.metrics import RocCurveDisplay
 
@@ -44,6 +45,8 @@ __all__ = [
     "draw_mask_outline",
     "overlay_with_outline",
     "plot_map_grid",
+    "HEATMAP_COLORMAP",
+    "add_heatmap_colorbar",
     "overlay_heatmap",
     "plot_pareto",
 ]
@@ -343,12 +346,15 @@ def overlay_with_outline(image, heatmap, mask=None, alpha: float = 0.4) -> np.nd
     return draw_mask_outline(overlay, mask) if mask is not None and np.any(mask) else overlay
 
 
-def plot_map_grid(cells, row_titles=None, column_titles=None, size: float = 1.7, cmap: str = "gray"):
+def plot_map_grid(cells, row_titles=None, column_titles=None, size: float = 1.7, cmap: str = "gray",
+                  colorbar: str | None = None):  # fmt: skip
     """A grid of pictures: ``cells[r][c]`` is a 2-D array (drawn with ``cmap``), an RGB image or None.
 
     Each row is as tall as its most elongated picture needs; a row's title labels its first
-    picture. Returns a ``matplotlib.figure.Figure`` (a notebook shows it; :func:`figure_to_png`
-    saves it).
+    picture. ``colorbar``: the label of a colour bar of the heatmap overlays
+    (:func:`add_heatmap_colorbar`), saying what the colours measure, e.g. "each map divided by
+    its own maximum". Returns a ``matplotlib.figure.Figure`` (a notebook shows it;
+    :func:`figure_to_png` saves it).
     """
     from matplotlib.figure import Figure
 
@@ -371,14 +377,49 @@ def plot_map_grid(cells, row_titles=None, column_titles=None, size: float = 1.7,
             if column_titles and r == 0:
                 ax.set_title(column_titles[c], fontsize=9)
     fig.tight_layout()
+    if colorbar:
+        add_heatmap_colorbar(fig, colorbar)
     return fig
+
+
+HEATMAP_COLORMAP = "inferno"  # overlay_heatmap's colours, by name for matplotlib (cv2.COLORMAP_INFERNO)
+
+
+def add_heatmap_colorbar(fig: Figure, label: str, low: float = 0.0, high: float = 1.0, width: float = 0.14):
+    """Add a colour bar of :func:`overlay_heatmap`'s colours, from ``low`` to ``high``, at the
+    right of ``fig``, labelled with what the colours measure; the pictures move left to make room
+    (``width`` inches of bar, plus its ticks and label). Returns the colour bar.
+
+    An overlay stretched to its own maximum looks equally bright whatever the map's size,
+    so say so in ``label`` ("each map divided by its own maximum"); maps drawn on one
+    fixed scale say which ("score units, 0 to the largest map's maximum").
+    """
+    import textwrap
+
+    from matplotlib import cm, colors
+
+    inches, tall = fig.get_size_inches()
+    bottom, top = min(ax.get_position().y0 for ax in fig.axes), max(ax.get_position().y1 for ax in fig.axes)
+    height = 0.8 * (top - bottom)
+    lines = textwrap.wrap(label, max(12, int(height * tall * 72 / (8 * 0.6))))  # 8 pt letters along the bar
+    room = min(0.4, (width + 0.6 + 0.15 * len(lines)) / inches)  # bar, ticks and the label's lines
+    fig.subplots_adjust(right=1 - room)
+    bar = fig.add_axes((1 - room + 0.12 / inches, bottom + 0.1 * (top - bottom), width / inches, height))
+    mappable = cm.ScalarMappable(norm=colors.Normalize(low, high), cmap=HEATMAP_COLORMAP)
+    colorbar = fig.colorbar(mappable, cax=bar)
+    colorbar.set_label("\n".join(lines), fontsize=8)
+    colorbar.ax.tick_params(labelsize=7)
+    return colorbar
 
 
 def overlay_heatmap(
     image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.4, colormap: int = cv2.COLORMAP_INFERNO
 ) -> np.ndarray:
     """Blend a 0..1 heatmap (any size) over a grayscale or RGB uint8 image; returns RGB uint8.
-    The colormap is perceptually uniform and colour-blind safe (inferno: black, red, yellow)."""
+    Values outside 0..1 are clipped, so maps drawn on one fixed scale (divided by a common
+    number, not each by its own maximum) keep their relative brightness; pair the figure with
+    :func:`add_heatmap_colorbar`. The colormap is perceptually uniform and colour-blind safe
+    (inferno: black, red, yellow)."""
     image = np.asarray(image)
     if image.ndim == 2:
         image = cv2.cvtColor(image.astype(np.uint8), cv2.COLOR_GRAY2RGB)
@@ -387,6 +428,32 @@ def overlay_heatmap(
     colored = cv2.applyColorMap(np.uint8(255 * np.clip(resized, 0, 1)), colormap)
     colored = cv2.cvtColor(colored, cv2.COLOR_BGR2RGB)
     return cv2.addWeighted(colored, alpha, image, 1 - alpha, 0)
+
+
+def place_labels(ax, x, y, names, fontsize: int = 8, step_points: float = 9.0) -> list:
+    """Name each point (x, y) of ``ax`` with a label that overlaps no other label: each label
+    starts up and to the right of its point and moves down or up in steps of
+    ``step_points`` until its box is clear of those already placed. Returns the labels."""
+    fig = ax.figure
+    fig.canvas.draw()  # the transforms below need the final layout
+    renderer = fig.canvas.get_renderer()
+    placed, labels = [], []
+    order = np.argsort(-np.asarray(y, dtype=float))
+    for index in order:
+        for shift in (0, -1, 1, -2, 2, -3, 3, -4, 4, -5, 5, -6, 6):
+            label = ax.annotate(names[index], (x[index], y[index]), fontsize=fontsize,
+                                xytext=(6, 3 + shift * step_points), textcoords="offset points")
+            box = label.get_window_extent(renderer).expanded(1.02, 1.1)
+            if not any(box.overlaps(other) for other in placed):
+                break
+            label.remove()
+        else:  # pragma: no cover - more labels than steps: keep the first place
+            label = ax.annotate(names[index], (x[index], y[index]), fontsize=fontsize, xytext=(6, 3),
+                                textcoords="offset points")
+            box = label.get_window_extent(renderer)
+        placed.append(box)
+        labels.append(label)
+    return labels
 
 
 def plot_pareto(board: pd.DataFrame, metric: str = "f1", title: str | None = None, chance: float | None = None):
@@ -411,20 +478,23 @@ def plot_pareto(board: pd.DataFrame, metric: str = "f1", title: str | None = Non
             ax.errorbar(rows[cost], rows[score], yerr=np.nan_to_num(np.clip(error, 0, None)), fmt="o", capsize=4,
                         color="tab:red" if on_front else "tab:blue", mfc="tab:red" if on_front else "white",
                         label="on the Pareto front" if on_front else "dominated")  # fmt: skip
-        for model, row in board.iterrows():
-            ax.annotate(model, (row[cost], row[score]), fontsize=8, xytext=(6, 4), textcoords="offset points")
         line = board[board[front].astype(bool)].sort_values(cost)
         ax.step(line[cost], line[score], where="post", color="tab:red", alpha=0.5)
         if chance is not None:
             ax.axhline(chance, color="grey", linestyle="--", linewidth=1, label=f"chance ({chance:.2f})")
         low, high = board[cost].min(), board[cost].max()
         ax.set(xscale="log", xlabel=label, ylim=(0, 1), xlim=(low / 1.6, high * 1.6))
+        ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1, 2, 5)))
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
         ax.grid(True, which="major", alpha=0.3)
         ax.legend(loc="lower right", fontsize=8)
     axes[0].set_ylabel(f"macro {name} (mean, corrected 95% CI)")
     device = board["device"].dropna().unique()
     fig.suptitle(title or f"Macro {name} against cost; latency on {', '.join(device)}", fontsize=10)
     fig.tight_layout()
+    for ax, cost in zip(axes, ("latency_ms", "params_M")):
+        place_labels(ax, board[cost].to_numpy(float), board[score].to_numpy(float), list(board.index))
     return fig
 
 

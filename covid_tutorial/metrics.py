@@ -411,6 +411,12 @@ INTERVAL_METHOD = (
 )
 
 
+WILSON_ACROSS_ROUNDS = (
+    "; where every round gave the same score, the Wilson interval of that score over the fewest test images "
+    "one round scores per class (docs/intervals.md)"
+)
+
+
 def logit_interval(mean, standard_error, t) -> tuple[np.ndarray, np.ndarray]:
     """A symmetric interval on the logit scale, transformed back: it stays within [0, 1].
 
@@ -456,7 +462,20 @@ def summarize_results(results: pd.DataFrame, confidence: float = 0.95) -> pd.Dat
     se_corrected = summary["sd"] * np.sqrt(1 / summary["k"] + summary["test_train_ratio"])
     summary["ci_low"], summary["ci_high"] = logit_interval(summary["mean"], se_naive, t)
     summary["ci_low_corrected"], summary["ci_high_corrected"] = logit_interval(summary["mean"], se_corrected, t)
-    summary.attrs["interval_method"] = INTERVAL_METHOD
+    # Rounds that agree exactly (a sensitivity of 1 in every round) leave an interval of zero
+    # width: the Wilson interval over the fewest images one round scores per class replaces it.
+    classes = summary.loc[summary["class"] != "macro", "class"].nunique() or 1
+    images = results.groupby("model")["n_test_images"].min()
+    counts = summary["model"].map(images) / np.where(summary["class"] == "macro", 1, classes)
+    summary["wilson"] = False
+    for low, high in (("ci_low", "ci_high"), ("ci_low_corrected", "ci_high_corrected")):
+        bounds = summary[[low, high]].to_numpy(float)
+        new_low, new_high, replaced = _wilson_where_degenerate(
+            summary[["mean"]].to_numpy(float), bounds[:, :1], bounds[:, 1:], np.floor(counts.to_numpy(float))[:, None],
+            confidence)  # fmt: skip
+        summary[low], summary[high] = new_low[:, 0], new_high[:, 0]
+        summary["wilson"] |= replaced[:, 0]
+    summary.attrs["interval_method"] = INTERVAL_METHOD + WILSON_ACROSS_ROUNDS
     return summary
 
 

@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import tomllib
+from functools import cache
+from pathlib import Path
 
-from .system import running_on_colab
+from . import __version__
+from .system import running_on_colab, start_tensorflow_quietly
 
 __all__ = [
     "PROFILE_ENV_VAR",
@@ -24,7 +28,12 @@ __all__ = [
     "get_profile",
     "trains_in_two_stages",
     "TrainingSettings",
+    "LessonSizes",
+    "LESSONS_FILE",
+    "start_lesson",
 ]
+
+LESSONS_FILE = Path(__file__).with_name("lessons.toml")
 
 PROFILE_ENV_VAR = "COVID_TUTORIAL_PROFILE"
 # "none" trains from random weights: for offline machines and for measuring memory
@@ -53,6 +62,12 @@ class Profile:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def lesson(self, number: str) -> "LessonSizes":
+        """The knobs of notebook ``number`` (``"06"``) that this profile sizes, from
+        ``covid_tutorial/lessons.toml``; a notebook's configuration cell unpacks them with
+        :meth:`LessonSizes.values`."""
+        return LessonSizes.of(number, self)
 
 
 PROFILES: dict[str, Profile] = {
@@ -246,3 +261,95 @@ class TrainingSettings:
         defaults = {"two_stages": content.get("weights") is not None, "bootstrap_rounds": 1000}
         names = [field.name for field in dataclasses.fields(cls)]
         return cls(**{name: content.get(name, defaults.get(name)) for name in names})
+
+
+@cache
+def _lessons() -> dict:
+    with LESSONS_FILE.open("rb") as file:
+        return tomllib.load(file)
+
+
+def _knob_value(knob: dict, profile: Profile):
+    value = knob.get(profile.name, knob.get("default"))
+    if isinstance(value, str) and value.startswith("profile."):
+        return getattr(profile, value.removeprefix("profile."))
+    return value
+
+
+def _shown(value) -> str:
+    if value is None:
+        return "(none)"
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class LessonSizes:
+    """One notebook's knobs as one profile sizes them (``covid_tutorial/lessons.toml``).
+
+    ``values()`` gives them in the file's order, so that a configuration cell reads
+    ``IMAGE_SIZE, EPOCHS = profile.lesson("06").values()``; ``values("EPOCHS")`` names them,
+    and a knob the file does not list for the lesson is an error, not a silent None. Shown in a notebook,
+    it is a table of every profile's value with this profile's column first; "(none)" is None, which
+    the lesson reads as "the profile's own" (or "all" for a count of rounds).
+    """
+
+    lesson: str
+    profile: str
+    sizes: dict
+
+    @classmethod
+    def of(cls, number: str, profile: Profile | str | None = None) -> "LessonSizes":
+        profile = get_profile(profile)
+        table = _lessons().get(str(number))
+        if table is None:
+            raise KeyError(f"{LESSONS_FILE.name} has no table [\"{number}\"] of lesson sizes")
+        return cls(lesson=str(number), profile=profile.name,
+                   sizes={name: _knob_value(knob, profile) for name, knob in table.items()})
+
+    def values(self, names: str | None = None) -> tuple:
+        """The values of the knobs named (separated by spaces), in that order; with no names,
+        every knob in the file's order (tests/test_notebook_skeleton.py checks that a
+        configuration cell unpacks them under their own names)."""
+        wanted = list(self.sizes) if names is None else names.split()
+        unknown = [name for name in wanted if name not in self.sizes]
+        if unknown:
+            raise KeyError(f"lesson {self.lesson} has no knob {', '.join(unknown)} in {LESSONS_FILE.name}; "
+                           f"it has {', '.join(self.sizes)}")
+        return tuple(self.sizes[name] for name in wanted)
+
+    def table(self):
+        """Every profile's value of each knob, this profile's column first (a DataFrame)."""
+        import pandas as pd
+
+        order = [self.profile, *(name for name in PROFILES if name != self.profile)]
+        columns = {name: LessonSizes.of(self.lesson, PROFILES[name]).sizes for name in order}
+        rows = [[_shown(columns[name][knob]) for name in order] for knob in self.sizes]
+        frame = pd.DataFrame(rows, index=list(self.sizes), columns=order, dtype=object)
+        return frame.rename(columns={self.profile: f"{self.profile} (this run)"}).rename_axis(f"lesson {self.lesson}")
+
+    def _repr_html_(self) -> str:
+        return self.table().to_html()
+
+    def __str__(self) -> str:
+        return self.table().to_string()
+
+
+def start_lesson(profile: str | Profile | None = None) -> Profile:
+    """The first call of every notebook: TensorFlow imported without its start-up log,
+    matplotlib figures drawn inline (in IPython), and one line with the versions and the
+    profile. Returns the profile (:func:`get_profile`: ``profile``, else
+    ``COVID_TUTORIAL_PROFILE``, else the default)."""
+    start_tensorflow_quietly()
+    import keras
+    import tensorflow as tf
+
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with Jupyter
+        get_ipython = None
+    shell = get_ipython() if get_ipython else None
+    if shell is not None:
+        shell.run_line_magic("matplotlib", "inline")
+    chosen = get_profile(profile)
+    print(f"covid_tutorial {__version__} | TensorFlow {tf.__version__} | Keras {keras.__version__} | profile {chosen.name}")
+    return chosen

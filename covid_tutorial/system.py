@@ -285,3 +285,4 @@ def start_tensorflow_quietly() -> None:
         import tensorflow as tf
 
         tf.config.list_physical_devices("GPU")
+

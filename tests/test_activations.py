@@ -87,3 +87,54 @@ def test_input_resemblance_and_channel_lesion_energy_known_values(gray_images):
     activation[:, :4, :4, 0] = 1.0  # exactly the lesion
     activation[..., 1] = 1.0  # everywhere
     np.testing.assert_allclose(channel_lesion_energy(activation, masks), [1.0, 0.25], atol=1e-6)
+
+
+def test_per_image_forms_agree_with_the_summaries(gray_images):
+    from covid_tutorial.explain.activations import (
+        activation_statistics,
+        channel_lesion_shares,
+        image_statistics,
+        input_resemblance_per_image,
+    )
+
+    rng = np.random.default_rng(0)
+    acts = {"a": rng.normal(size=(4, 8, 8, 3)).astype("float32"), "b": np.maximum(rng.normal(size=(4, 4, 4, 5)), 0)}
+    acts["b"][1] = 0.0  # an image on which every channel is dead
+    per_image = image_statistics(acts)
+    assert len(per_image) == 8 and per_image["image"].tolist() == [0, 1, 2, 3] * 2
+    summary = activation_statistics(acts)
+    for column in ("sparsity", "dead_channels"):
+        np.testing.assert_allclose(per_image.groupby("layer", sort=False)[column].mean(), summary[column])
+    assert per_image.loc[(per_image["layer"] == "b") & (per_image["image"] == 1), "dead_channels"].item() == 1.0
+    assert np.isnan(per_image.loc[(per_image["layer"] == "b") & (per_image["image"] == 1), "spatial_entropy"].item())
+
+    small = np.stack([cv2.resize(image.astype("float32"), (8, 8), interpolation=cv2.INTER_AREA) for image in gray_images])
+    rho = input_resemblance_per_image({"copy": small[..., None], "flipped": -small[..., None]}, gray_images)
+    assert rho.shape == (2, 2) and rho["copy"].tolist() == pytest.approx([1, 1]) and rho["flipped"].tolist() == pytest.approx([-1, -1])
+
+    masks = np.zeros((3, 8, 8), bool)
+    masks[0, :4, :4] = masks[2, :, :4] = True  # image 1 has no lesion and is left out
+    activation = np.zeros((3, 8, 8, 2), np.float32)
+    activation[..., :4, 0] = 1.0  # the left half
+    activation[..., 1] = 1.0  # everywhere
+    np.testing.assert_allclose(channel_lesion_shares(activation, masks), [[0.5, 0.25], [1.0, 0.5]], atol=1e-6)
+
+
+def test_measure_with_intervals_resamples_patients_and_decides_a_difference():
+    from covid_tutorial.explain.activations import measure_with_intervals
+
+    rng = np.random.default_rng(0)
+    patients = np.repeat(np.arange(30), 2)
+    trained = rng.normal(0.5, 0.1, 60)
+    control = trained - 0.2 + rng.normal(0, 0.01, 60)  # lower on every image
+    table = measure_with_intervals({"trained": lambda rows: trained[rows].mean(),
+                                    "trained minus control": lambda rows: (trained[rows] - control[rows]).mean()},
+                                   60, patients, n_bootstrap=200, seed=1)
+    assert table.index.tolist() == ["trained", "trained minus control"] and table.attrs["n_patients"] == 30
+    assert table.loc["trained", "value"] == pytest.approx(trained.mean())
+    low, high = table.loc["trained minus control", ["ci_low", "ci_high"]]
+    assert 0 < low < 0.2 < high, "the interval holds the true difference and excludes 0"
+    wider = measure_with_intervals({"trained": lambda rows: trained[rows].mean()}, 60, np.zeros(60), n_bootstrap=50)
+    assert wider.loc["trained", "ci_low"] == wider.loc["trained", "ci_high"], "one patient: nothing to resample"
+    with pytest.raises(CourseError, match="at least one measure"):
+        measure_with_intervals({}, 60)

@@ -172,7 +172,7 @@ def test_setup_cell_installs_the_package_on_a_colab_like_kernel(tmp_path, monkey
         "import google.colab  # Colab imports it when the kernel starts",
         publish.setup_cell_source(publish.Place()),  # nothing published
         publish.setup_cell_source(publish.Place(repository=url, ref="main")),
-        "import covid_tutorial.system as s; print(covid_tutorial.__file__); print(s.data_root())",
+        "import covid_tutorial, covid_tutorial.system as s; print(covid_tutorial.__file__); print(s.data_root())",
     ]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     NotebookClient(nb, kernel_name="colab", timeout=600, allow_errors=True, resources={"metadata": {"path": str(tmp_path)}}).execute()

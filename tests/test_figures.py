@@ -119,3 +119,24 @@ def test_the_error_gallery_shows_one_kind_of_error_when_asked():
     assert "no missed COVID-19 images among 6" in none_missed.axes[0].texts[0].get_text()
     with pytest.raises(ValueError, match="choose one of"):
         plot_error_gallery(images, y_true, y_prob, classes, y_pred=y_pred, kind="misses")
+
+
+def test_pareto_labels_never_overlap_even_for_models_at_the_same_point():
+    import matplotlib.pyplot as plt
+
+    names = ["EfficientNetB0", "EfficientNetB1", "EfficientNetB2", "ResNet50", "DenseNet121", "MobileNetV2"]
+    board = pd.DataFrame({
+        "macro_f1": [0.52, 0.53, 0.52, 0.80, 0.79, 0.52], "ci_low_corrected": [0.45] * 3 + [0.75, 0.7, 0.5],
+        "ci_high_corrected": [0.6] * 3 + [0.85, 0.83, 0.6], "latency_ms": [7.3, 7.4, 7.5, 19.5, 20.1, 7.3],
+        "params_M": [4.0, 4.1, 4.2, 23.5, 23.0, 4.0], "front_latency": [True, False, False, True, False, False],
+        "front_params": [True, False, False, True, False, False], "device": "CPU",
+    }, index=names)  # fmt: skip
+    fig = plot_pareto(board)
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        boxes = [text.get_window_extent(renderer) for text in ax.texts]
+        assert sorted(text.get_text() for text in ax.texts) == sorted(names)
+        assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:]), "two model names overlap"
+        assert all(label.get_text() in {"1", "2", "5", "10", "20", "50"} or label.get_text() == ""
+                   for label in ax.get_xticklabels()), "ticks at 1, 2, 5 of each decade, written plainly"
+    plt.close(fig)

@@ -130,8 +130,8 @@ def test_summary_intervals_stay_within_zero_and_one_with_few_rounds():
     assert ((f1["ci_low"] >= 0) & (f1["ci_high"] <= 1)).all()
     wide = f1[(f1["model"] == "A") & (f1["class"] == "macro")].iloc[0]
     assert wide["ci_low_corrected"] < 0.05 and wide["ci_high_corrected"] > 0.95
-    perfect = f1[(f1["model"] == "B") & (f1["class"] == "macro")].iloc[0]  # every round 1.0: no spread, the point
-    assert perfect["ci_low_corrected"] == perfect["ci_high_corrected"] == 1.0
+    perfect = f1[(f1["model"] == "B") & (f1["class"] == "macro")].iloc[0]  # every round 1.0: no spread
+    assert perfect["wilson"] and perfect["ci_high_corrected"] == 1.0 > perfect["ci_low_corrected"], "never zero width"
 
 
 def test_logit_interval_edge_cases():
@@ -286,3 +286,17 @@ def test_a_score_of_zero_gets_a_wilson_interval_and_a_spread_score_keeps_its_boo
     )
     assert (row.loc[("macro", "accuracy"), "ci_low"], row.loc[("macro", "accuracy"), "ci_high"]) == pytest.approx((low, high))
     assert "macro/accuracy" not in table.attrs["wilson"]
+
+
+def test_rounds_that_agree_exactly_get_a_wilson_interval_not_zero_width():
+    rows = [{"model": "A", "repeat": r, "fold": k, "n_test_images": 60, "n_train_images": 60,
+             "COVID-19|sensitivity": 1.0, "Normal|sensitivity": 0.8 + 0.05 * k, "macro|f1": 0.9}
+            for r in range(2) for k in range(2)]  # fmt: skip
+    summary = metrics.summarize_results(pd.DataFrame(rows)).set_index(["class", "metric"])
+    perfect = summary.loc[("COVID-19", "sensitivity")]
+    expected = stats.binomtest(30, 30).proportion_ci(method="wilson")  # 60 images, 2 classes: 30 per class
+    assert perfect["wilson"] and perfect["ci_high"] == 1.0
+    assert perfect["ci_low"] == pytest.approx(expected.low) and perfect["ci_low"] < 0.95
+    varied = summary.loc[("Normal", "sensitivity")]
+    assert not varied["wilson"] and varied["ci_low"] < varied["mean"] < varied["ci_high"]
+    assert (summary["ci_high"] - summary["ci_low"] > 0).all() and "Wilson" in summary.attrs["interval_method"]

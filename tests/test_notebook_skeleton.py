@@ -10,10 +10,14 @@ from __future__ import annotations
 import ast
 import re
 import statistics
+import tomllib
 from pathlib import Path
 
 import nbformat
 import pytest
+
+from covid_tutorial.profiles import LESSONS_FILE
+from tools import run_notebooks
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
@@ -22,8 +26,11 @@ IDS = [path.name for path in NOTEBOOKS]
 MAX_CODE_LINES = 25  # any one code cell
 MAX_MEDIAN_CODE_LINES = 10  # median over a notebook's code cells (d2l: about 7)
 MAX_CODE_CELLS_IN_A_ROW = 3  # prose says why before the code says how
+MAX_HEADER_WORDS = 550  # title, badges, previous/next, what and why, objectives, time and memory
+MAX_CONFIG_LINES = 14  # the lesson's knobs in about ten lines, with an import and the seed
 TRAINING = re.compile(r"\.fit\(|\btrain_two_stage\(|\btrain_run\(|\bfit_stage\(")
 TF_NOISE = re.compile(r"absl::InitializeLog|^[IWEF]\d{4} \d+:\d+:\d+\.\d+\s+\d+ \S+:\d+\]", re.MULTILINE)
+LESSON_SIZES = tomllib.loads(LESSONS_FILE.read_text(encoding="utf-8"))
 BUDGET = re.compile(r"<!-- budget:start -->(.*?)<!-- budget:end -->", re.DOTALL)
 
 
@@ -82,29 +89,26 @@ def test_header_title_objectives_and_launch_block(nb_path):
     )
 
 
-def test_steps_agree_with_the_numbered_section_headings(nb_path):
-    nb = _read(nb_path)
-    steps_text = nb.cells[0].source.split("## Steps", 1)
-    assert len(steps_text) == 2, "the header has a '## Steps' section"
-    steps = dict(re.findall(r"^(\d+)\. (.+)$", steps_text[1].split("\n## ", 1)[0], re.MULTILINE))
-    headings = re.findall(r"^## (\d+)\. (.+)$", _markdown(nb), re.MULTILINE)
-    for number, title in headings:
-        assert number in steps, f"section '{number}. {title}' is missing from ## Steps"
-        assert steps[number].lower().startswith(title.lower()[:25]), (
-            f"## Steps says '{number}. {steps[number]}' but the section is '{number}. {title}'"
-        )
+def test_header_is_short_and_holds_no_infrastructure(nb_path):
+    """Title, launch badges, previous/next, what and why, objectives, one line of time and
+    memory: launch, profile and memory tables live in the README and the teachers' page."""
+    header = _read(nb_path).cells[0].source
+    words = len(header.split())
+    assert words <= MAX_HEADER_WORDS, f"the header has {words} words (limit {MAX_HEADER_WORDS}): move the rest out"
+    assert "## Steps" not in header and "| profile |" not in header, "no table of steps or of profiles in the header"
+    assert re.search(r"\*\*(Previous|Next):\*\* \[", header), "the header links the previous and the next notebook"
 
 
 def test_header_states_measured_run_time_and_memory_per_profile(nb_path):
     block = BUDGET.search(_read(nb_path).cells[0].source)
-    assert block, "the header holds the run-time table between <!-- budget:start --> and <!-- budget:end -->"
-    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `(\w+)` \|(.*)$", block.group(1), re.MULTILINE)}
-    assert {"ci", "page", "cpu", "gpu"} <= set(rows), "one row per profile: ci, page, cpu, gpu"
+    assert block, "the header holds the line of time and memory between <!-- budget:start --> and <!-- budget:end -->"
+    figures = run_notebooks.read_header_budget(block.group(1))
     for profile in ("ci", "page", "cpu"):
-        assert re.search(r"\d+(\.\d+)? (s|min)\b[^|]*\| \d+\.\d+ GB", rows[profile]), (
-            f"the {profile} row must hold a measured time and memory: "
+        assert re.fullmatch(r"\d+(\.\d+)? (s|min), \d+\.\d+ GB", figures.get(profile, "")), (
+            f"the {profile} entry must hold a measured time and memory: "
             f"run `python -m tools.run_notebooks measure --profile {profile} {nb_path.name}`"
         )
+    assert block.group(1).strip().startswith(run_notebooks.header_budget_line(figures)), "one line, as the tool writes it"
 
 
 def test_header_says_which_run_made_the_outputs(nb_path):
@@ -117,17 +121,36 @@ def test_header_says_which_run_made_the_outputs(nb_path):
     ), f"re-execute it: python -m tools.run_notebooks execute notebooks/{nb_path.name}"
 
 
-def test_setup_cell(nb_path):
-    setup = _code_cells(_read(nb_path))[0].source
-    assert '"google.colab" in sys.modules' in setup, "install the package only when running on Colab"
-    assert "TF_CPP_MIN_LOG_LEVEL" in setup
-    tf_import = re.search(r"^import .*tensorflow|^from tensorflow|^import keras|^import .*\bkeras\b", setup, re.MULTILINE)
-    assert tf_import and setup.index("TF_CPP_MIN_LOG_LEVEL") < tf_import.start(), (
-        "set TF_CPP_MIN_LOG_LEVEL before importing TensorFlow or Keras"
-    )
-    for needed in ("covid_tutorial.__version__", "tf.__version__", "keras.__version__", "get_profile("):
-        assert needed in setup, f"the setup cell prints the versions and reads the profile ({needed})"
-    assert "NBVAL_CHECK_OUTPUT" not in setup, "versions vary: the setup cell's output must not be checked"
+def test_setup_is_one_short_call(nb_path):
+    setup = _code_cells(_read(nb_path))[0]
+    assert '"google.colab" in sys.modules' in setup.source, "install the package only when running on Colab"
+    assert "profile = start_lesson()" in setup.source, "one call starts the lesson (covid_tutorial.profiles.start_lesson)"
+    assert _lines(setup) <= 8, "the setup cell stays short: tools/publish.py writes it"
+    assert "NBVAL_CHECK_OUTPUT" not in setup.source, "versions vary: the setup cell's output must not be checked"
+
+
+def test_sizes_come_from_the_profile_not_from_dictionaries_in_the_notebook(nb_path):
+    """Per-profile sizes live in covid_tutorial/lessons.toml; the configuration cell unpacks
+    them under their own names, in the file's order, and stays about ten lines long."""
+    cells = _code_cells(_read(nb_path))
+    for index, cell in enumerate(cells):
+        found = re.search(r"\[profile\.name\]|\.get\(profile\.name|profile\.name (?:==|!=|in|not in) ", cell.source)
+        assert not found, f"code cell {index + 1} sizes a knob by profile ({found.group(0)}): put it in lessons.toml"
+    config = cells[1]
+    assert _lines(config) <= MAX_CONFIG_LINES, f"the configuration cell has {_lines(config)} lines (limit {MAX_CONFIG_LINES})"
+    number = nb_path.name[:2]
+    sized = LESSON_SIZES.get(number)
+    if sized is None:
+        assert "profile.lesson(" not in config.source
+        return
+    assert f'SIZES = profile.lesson("{number}")' in config.source, "read the lesson's sizes with profile.lesson"
+    unpacked = [node for node in ast.parse(_python_only(config.source)).body
+                if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+                and getattr(node.value.func, "attr", "") == "values"]
+    assert len(unpacked) == 1, "unpack every sized knob in one line: NAME, ... = SIZES.values()"
+    target = unpacked[0].targets[0]
+    names = [element.id for element in target.elts] if isinstance(target, ast.Tuple) else [target.id]
+    assert names == list(sized), f"unpack the knobs of lessons.toml under their own names, in its order: {list(sized)}"
 
 
 def test_one_configuration_cell_holds_every_knob(nb_path):

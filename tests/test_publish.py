@@ -59,7 +59,8 @@ def test_publish_reads_the_git_remote_and_points_every_badge_at_its_notebook(cou
             assert f"[next notebook](https://colab.research.google.com/github/example-account/covid_tutorial/blob/v1.0/notebooks/{names[index + 1]})" in header
         assert "(https://github.com/example-account/covid_tutorial/blob/v1.0/README.md)" in header
         setup = next(c for c in nb.cells if c.cell_type == "code").source
-        assert f'published_repository, published_ref = "{URL}", "v1.0"' in setup
+        assert f'%pip install -q --no-deps "covid-tutorial @ git+{URL}@v1.0"' in setup
+        assert "SystemExit" not in setup, "a published course installs on Colab instead of refusing"
     readme = (course_copy / "README.md").read_text()
     assert "(https://mybinder.org/v2/gh/example-account/covid_tutorial/v1.0)" in readme
     assert publish.out_of_step(course_copy) == []

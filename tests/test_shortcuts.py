@@ -30,12 +30,30 @@ def test_where_maps_point_counts_peaks_and_energy_in_a_box_and_on_lesions():
     maps[1, 6, 6] = 1.0  # peak on the lesion
     lesions = np.zeros((2, 10, 10), bool)
     lesions[:, 5:8, 5:8] = True
-    result = where_maps_point(maps, lesions, (0, 0.2, 0, 0.2))
+    result = where_maps_point(maps, lesions, (0, 0.2, 0, 0.2), n_bootstrap=50)["value"]
     assert result["peak in the box"] == 0.5 and result["peak on a lesion"] == 0.5
     assert result["energy in the box"] == pytest.approx(0.5) and result["energy on lesions"] == pytest.approx(0.5)
     assert result["box's share of the image"] == pytest.approx(0.04)
     assert result["lesions' share of the image"] == pytest.approx(0.09)
     assert box_mask((10, 20), (0, 0.5, 0.5, 1)).sum() == 50
+
+
+def test_where_maps_point_gives_intervals_over_patients_and_wilson_where_all_agree():
+    from scipy import stats
+
+    maps = np.zeros((6, 10, 10))
+    maps[:, 0, 0] = 1.0  # every peak in the corner box
+    maps[:3, 6, 6] = 0.5  # half the maps also touch the lesion, more weakly
+    lesions = np.zeros((6, 10, 10), bool)
+    lesions[:, 5:8, 5:8] = True
+    table = where_maps_point(maps, lesions, (0, 0.2, 0, 0.2), patients=[0, 0, 1, 1, 2, 2], n_bootstrap=200)
+    assert table.attrs == {"n_images": 6, "n_patients": 3}
+    wilson = stats.binomtest(3, 3).proportion_ci(0.95, method="wilson")
+    assert table.loc["peak in the box", ["value", "ci_low", "ci_high"]].tolist() == pytest.approx([1.0, wilson.low, 1.0])
+    assert table.loc["peak on a lesion", "ci_low"] == 0 < table.loc["peak on a lesion", "ci_high"] < 1
+    energy = table.loc["energy on lesions"]
+    assert energy["ci_low"] < energy["value"] < energy["ci_high"], "three patients who differ: a real interval"
+    assert np.isnan(table.loc["box's share of the image", "ci_low"]), "exact: no interval"
 
 
 def quadrant_model(images):
@@ -46,13 +64,21 @@ def quadrant_model(images):
 
 
 def test_accuracy_by_test_set_with_a_hand_made_model():
+    from covid_tutorial.explain.shortcuts import scores_wide
+
     bright, dark = np.zeros((8, 8), np.uint8), np.zeros((8, 8), np.uint8)
     bright[:4, :4] = 255
-    images = np.stack([bright, bright, dark])
-    table = accuracy_by_test_set(quadrant_model, {"set": (images, ["A", "B", "B"])}, ["A", "B"])
-    assert table.loc["set", "images"] == 3
-    assert table.loc["set", "accuracy"] == pytest.approx(2 / 3)
-    assert table.loc["set", "recall A"] == 1.0 and table.loc["set", "recall B"] == 0.5
+    images = np.stack([bright, bright, dark, dark])
+    table = accuracy_by_test_set(quadrant_model, {"set": (images, ["A", "B", "B", "B"], ["p", "q", "r", "s"]),
+                                                  "no ids": (images[:3], ["A", "B", "B"])}, ["A", "B"], n_bootstrap=200)
+    assert table.loc[("set", "accuracy"), "value"] == pytest.approx(3 / 4)
+    assert table.loc[("set", "recall A"), "value"] == 1.0 and table.loc[("set", "recall B"), "value"] == pytest.approx(2 / 3)
+    assert table.loc[("set", "recall A"), "ci_low"] < 1.0, "a recall of 1 on one patient: Wilson, not [1, 1]"
+    assert table.loc[("set", "accuracy"), "patients"] == 4 and table.loc[("no ids", "accuracy"), "images"] == 3
+    wide = scores_wide(table)
+    assert wide.index.tolist() == ["set", "no ids"] and wide.columns.tolist() == [
+        "images", "patients", "accuracy", "recall A", "recall B"]
+    assert wide.loc["set", "accuracy"].startswith("0.75 [")
 
 
 def test_write_masked_dataset_masks_images_and_keeps_the_rest(tmp_path):
@@ -70,3 +96,28 @@ def test_write_masked_dataset_masks_images_and_keeps_the_rest(tmp_path):
     assert sorted(p.name for p in (out / "masks").iterdir()) == sorted(p.name for p in (source / "masks").iterdir())
     with pytest.raises(CourseError, match="never writes"):
         write_masked_dataset(source, source / "inside", (0, 1, 0, 1))
+
+
+def test_the_sentences_follow_the_intervals():
+    import pandas as pd
+
+    from covid_tutorial.explain.shortcuts import describe_change, describe_pointing
+
+    def pointing(box, lesion, share):
+        rows = {"peak in the box": box, "peak on a lesion": lesion, "energy in the box": (0.2, 0.1, 0.3),
+                "energy on lesions": (0.1, 0.0, 0.2), "box's share of the image": (0.02, np.nan, np.nan),
+                "lesions' share of the image": share}
+        return pd.DataFrame(rows, index=["value", "ci_low", "ci_high"]).T
+
+    said = describe_pointing(pointing((1.0, 0.8, 1.0), (0.0, 0.0, 0.15), (0.05, 0.04, 0.06)))
+    assert "more often than chance, the maps point at the box" in said[0] and "not clearly more often" in said[1]
+    said = describe_pointing(pointing((0.0, 0.0, 0.15), (0.6, 0.4, 0.8), (0.05, 0.04, 0.06)))
+    assert "not more often than chance" in said[0] and "the maps point at the lesions" in said[1]
+
+    index = pd.MultiIndex.from_product([["same", "other"], ["accuracy", "recall A"]], names=["test_set", "score"])
+    table = pd.DataFrame({"value": [0.9, 1.0, 0.5, 0.95], "ci_low": [0.8, 0.9, 0.4, 0.85],
+                          "ci_high": [0.95, 1.0, 0.6, 1.0]}, index=index)
+    said = describe_change(table, "same", "other")
+    assert said[0].startswith("accuracy:") and "lower, beyond both intervals" in said[0]
+    assert "no clear change" in said[1]
+    assert "higher, beyond both intervals" in describe_change(table, "other", "same")[0]

@@ -356,6 +356,47 @@ def test_citations_page_lists_every_notebook_reference_once(walk):
     print(f"{len(cited)} references in the notebooks, {len(entries)} entries on the citations page")
 
 
+def _glossary_anchors() -> list[str]:
+    """The anchor of every `## Term` heading of docs/glossary.md, as MyST makes it (GitHub style)."""
+    from myst_parser.slugs import github_slugify
+
+    text = (ROOT / "docs" / "glossary.md").read_text(encoding="utf-8").split("\n## References\n")[0]
+    return [github_slugify(line[3:].strip()) for line in text.splitlines() if line.startswith("## ")]
+
+
+def test_glossary_page_keeps_every_term_anchor(walk):
+    """The notebooks link `../docs/glossary.md#term` at first use: each such anchor is on the page,
+    and the page is in the side bar (tests/test_glossary.py checks the page's own text)."""
+    page = walk.pages["docs/glossary.html"]
+    anchors = _glossary_anchors()
+    missing = [anchor for anchor in anchors if anchor not in page.ids]
+    assert not missing, f"glossary anchors missing from the built page: {missing}"
+    side_bar = walk.pages["README.html"].links
+    assert walk.base + "docs/glossary.html" in side_bar, "the side bar does not list the glossary"
+    print(f"{len(anchors)} glossary anchors on docs/glossary.html")
+
+
+def test_a_page_named_in_a_section_is_not_repeated_by_a_glob(tmp_path):
+    from book.build_site import SiteError, read_layout
+
+    def layout_with(words: str) -> Path:
+        path = tmp_path / "site.toml"
+        path.write_text(
+            'title = "T"\nlanding = "README.md"\n'
+            '[[section]]\ncaption = "Docs"\npages = ["docs/*.md"]\n'
+            f'[[section]]\ncaption = "Words"\npages = [{words}]\n'
+            '[references]\npage = "references.md"\ntitle = "R"\nintro = "R"\n'
+            'sources = "notebooks/0[0-9]_*.ipynb"\nheading = "## References"\n'
+        )
+        return path
+
+    docs, words = read_layout(layout_with('"docs/glossary.md"')).sections
+    assert "docs/glossary.md" not in docs.pages and "docs/intervals.md" in docs.pages
+    assert words.pages == ("docs/glossary.md",)
+    with pytest.raises(SiteError, match="more than one place"):
+        read_layout(layout_with('"docs/glossary.md", "docs/glossary.md"'))
+
+
 def test_screenshots_show_a_rendered_page(walk):
     """Saved for a person to look at; a blank or unstyled capture (one flat colour) fails."""
     import cv2

@@ -1,3 +1,4 @@
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -48,3 +49,83 @@ def test_publisher_split_that_leaks_patients_is_warned_and_none_is_an_error():
         split_by_publisher(table)
     with pytest.raises(DataError, match="--split patient"):
         split_by_publisher(table.drop(columns="publisher_split"))
+
+
+def test_leakage_rounds_are_the_same_with_and_without_the_distance_table(monkeypatch):
+    """The fast path (all distances computed once) finds the neighbours scikit-learn finds."""
+    from covid_tutorial.data import splits
+
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(40), 3)
+    labels = np.repeat(rng.integers(0, 3, 40), 3)
+    features = rng.normal(size=(40, 16))[groups] + 0.3 * rng.normal(size=(120, 16))  # 3 alike images a patient
+    fast = splits.measure_split_leakage(features, labels, groups, rounds=5)
+    monkeypatch.setattr(splits, "_PRECOMPUTED_MAX", 0)
+    slow = splits.measure_split_leakage(features, labels, groups, rounds=5)
+    pd.testing.assert_frame_equal(fast, slow)
+    assert (fast["image-wise split"] > fast["patient-wise split"]).all(), "alike images of a patient leak"
+
+
+def test_summarize_leakage_gives_the_means_and_the_leak_with_t_intervals_over_rounds():
+    from scipy import stats
+
+    from covid_tutorial.data.splits import summarize_leakage
+
+    scores = pd.DataFrame({"image-wise split": [0.8, 0.7, 0.9, 0.6], "patient-wise split": [0.6, 0.5, 0.7, 0.6]})
+    summary = summarize_leakage(scores)
+    assert list(summary.index) == ["image-wise split", "patient-wise split", "leak"]
+    leak = np.array([0.2, 0.2, 0.2, 0.0])
+    half = stats.t.ppf(0.975, 3) * leak.std(ddof=1) / 2
+    assert summary.loc["leak", "mean"] == pytest.approx(0.15)
+    assert summary.loc["image-wise split", "mean"] == pytest.approx(0.75)
+    assert summary.loc["patient-wise split", "mean"] == pytest.approx(0.6)
+    assert summary.loc["leak", "ci_low"] == pytest.approx(0.15 - half)
+    assert summary.loc["leak", "ci_high"] == pytest.approx(0.15 + half)
+    assert summary.loc["leak", "sd"] == pytest.approx(leak.std(ddof=1)) and (summary["rounds"] == 4).all()
+    narrower = summarize_leakage(scores, confidence=0.5).loc["leak"]
+    assert summary.loc["leak", "ci_low"] < narrower["ci_low"] < narrower["ci_high"] < summary.loc["leak", "ci_high"]
+
+
+def test_rounds_that_all_agree_get_a_wilson_interval_over_the_tested_patients():
+    from scipy import stats
+
+    from covid_tutorial.data.splits import summarize_leakage
+
+    scores = pd.DataFrame({"image-wise split": [1.0, 1.0, 1.0], "patient-wise split": [0.3, 0.4, 0.35]})
+    scores.attrs["test_patients"] = 20
+    summary = summarize_leakage(scores)
+    wilson = stats.binomtest(20, 20).proportion_ci(0.95, method="wilson")
+    assert summary.loc["image-wise split", ["ci_low", "ci_high"]].tolist() == pytest.approx([wilson.low, 1.0])
+    assert summary.loc["image-wise split", "ci_low"] < 1.0, "never an interval of zero width"
+    assert summary["wilson"].tolist() == [True, False, False]
+    same = summarize_leakage(pd.DataFrame({"image-wise split": [1.0] * 3, "patient-wise split": [1.0] * 3}).pipe(
+        lambda frame: frame.attrs.update(test_patients=20) or frame))
+    assert same.loc["leak", "ci_low"] < 0 < same.loc["leak", "ci_high"], "no spread in the leak either: widened"
+
+
+def test_measure_split_leakage_records_the_fewest_patients_a_round_tests():
+    from covid_tutorial.data.splits import measure_split_leakage
+
+    groups = np.repeat(np.arange(20), 2)
+    scores = measure_split_leakage(np.arange(40.0)[:, None], groups % 2, groups, rounds=3, test_size=0.3)
+    assert scores.attrs["test_patients"] == 6
+
+
+def test_the_leakage_sentence_follows_the_interval():
+    from covid_tutorial.data.splits import describe_leakage, summarize_leakage
+
+    def said(image_wise, patient_wise):
+        return describe_leakage(summarize_leakage(pd.DataFrame(
+            {"image-wise split": image_wise, "patient-wise split": patient_wise})))
+
+    assert "stands clear" in said([0.80, 0.81, 0.79], [0.6, 0.6, 0.6])
+    assert "includes 0" in said([0.7, 0.5, 0.6], [0.6, 0.6, 0.6])
+    assert "patient-wise split scores higher" in said([0.40, 0.41, 0.39], [0.6, 0.6, 0.6])
+    assert "over 3 rounds" in said([0.80, 0.81, 0.79], [0.6, 0.6, 0.6])
+
+
+def test_summarize_leakage_refuses_a_table_that_is_not_leakage_rounds():
+    from covid_tutorial.data.splits import summarize_leakage
+
+    with pytest.raises(DataError, match="measure_split_leakage"):
+        summarize_leakage(pd.DataFrame({"accuracy": [0.5]}))

@@ -72,3 +72,19 @@ def test_keras_prints_one_line_per_epoch_in_a_log_and_its_bar_in_a_terminal(monk
 
     monkeypatch.setattr(sys, "stderr", Terminal())
     assert keras_verbosity(True) == 1
+
+
+def test_start_lesson_prints_the_versions_and_returns_the_profile(capsys, monkeypatch):
+    import keras
+    import tensorflow as tf
+
+    import covid_tutorial
+    from covid_tutorial.profiles import start_lesson
+
+    monkeypatch.setenv("COVID_TUTORIAL_PROFILE", "page")
+    profile = start_lesson()
+    line = capsys.readouterr().out.strip()
+    assert profile.name == "page"
+    assert line == (f"covid_tutorial {covid_tutorial.__version__} | TensorFlow {tf.__version__} | "
+                    f"Keras {keras.__version__} | profile page")
+    assert start_lesson("ci").name == "ci"

@@ -17,7 +17,6 @@ on Colab in one sentence.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import subprocess
 import sys
@@ -41,35 +40,26 @@ GITHUB = re.compile(
 REF = re.compile(r"[A-Za-z0-9._/-]+")
 
 NOT_PUBLISHED = (
-    "**Colab and Binder:** this copy of the course is not published yet, so it shows no launch "
-    "badges (they would open a page that does not exist). Whoever publishes it runs "
-    "`python3 tasks.py publish` once (it reads the git remote `origin`, or takes the repository's "
-    "URL) and commits the result: this line then becomes an *Open in Colab* and a *Launch Binder* badge."
+    "*Colab and Binder badges appear here once the course is published "
+    "(`python3 tasks.py publish`, see the README).*"
 )
 
 SETUP_CELL = '''\
-import os, sys
+import sys
 
-published_repository, published_ref = {repository}, {ref}  # where the course is published (course.toml)
-if "google.colab" in sys.modules:  # Colab: install the package, keep Colab's TensorFlow, NumPy, OpenCV...
-    if not published_repository:
-        raise SystemExit("This copy of the course is not published, so Colab cannot install it: "
-                         "open the notebook from the course's published repository (README, 'Colab').")
-    %pip install -q --no-deps "covid-tutorial @ git+{{published_repository}}@{{published_ref}}"
-    from covid_tutorial.colab import install_missing_requirements
-    install_missing_requirements()  # only what Colab lacks; its data go to /content
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # quiet TensorFlow's C++ log (set before the import)
-import covid_tutorial, keras, tensorflow as tf
-import matplotlib.pyplot as plt, numpy as np, pandas as pd
-from covid_tutorial.profiles import get_profile
+if "google.colab" in sys.modules:  # Colab: install the course and what Colab lacks (README, "Colab")
+{colab}
+from covid_tutorial.profiles import start_lesson
+profile = start_lesson()  # TensorFlow without its log, figures inline, the versions; COVID_TUTORIAL_PROFILE
+import keras, tensorflow as tf, numpy as np, pandas as pd, matplotlib.pyplot as plt'''
 
-%matplotlib inline
+COLAB_INSTALL = '''\
+    %pip install -q --no-deps "covid-tutorial @ git+{repository}@{ref}"
+    from covid_tutorial.colab import install_missing_requirements; install_missing_requirements()'''
 
-profile = get_profile()  # COVID_TUTORIAL_PROFILE: ci, page, cpu or gpu (default: cpu; gpu on a Colab GPU)
-print(
-    f"covid_tutorial {{covid_tutorial.__version__}} | TensorFlow {{tf.__version__}}"
-    f" | Keras {{keras.__version__}} | profile {{profile.name}}"
-)'''
+COLAB_NOT_PUBLISHED = '''\
+    raise SystemExit("This copy of the course is not published, so Colab cannot install it: "
+                     "open the notebook from the course's published repository (README, 'Colab').")'''
 
 
 class PublishError(Exception):
@@ -181,7 +171,9 @@ def readme_launch_block(place: Place, names: list[str]) -> str:
 
 
 def setup_cell_source(place: Place) -> str:
-    return SETUP_CELL.format(repository=json.dumps(place.repository), ref=json.dumps(place.ref))
+    if not place.published:
+        return SETUP_CELL.format(colab=COLAB_NOT_PUBLISHED)
+    return SETUP_CELL.format(colab=COLAB_INSTALL.format(repository=place.repository, ref=place.ref))
 
 
 def _replace_launch(text: str, block: str, where: Path) -> str:

@@ -7,8 +7,8 @@
 ``execute`` runs each notebook top to bottom in a fresh ``python3`` kernel, with the
 working directory ``notebooks/`` and ``COVID_TUTORIAL_PROFILE`` set (``page`` unless
 ``--profile`` says otherwise), and saves it in place with its outputs, measuring its
-wall time, CPU time and peak memory as ``measure`` does: the header's run-time table
-gets that profile's row and a line saying which run made the outputs on the page. This
+wall time, CPU time and peak memory as ``measure`` does: the header's line of time and memory
+gets that profile's entry and a line saying which run made the outputs on the page. This
 is how the committed notebooks were made; nbval (``pytest --nbval-lax notebooks/``,
 ``ci`` profile) then re-runs them for errors and compares the cells marked
 ``# NBVAL_CHECK_OUTPUT``, whose output must therefore not depend on the profile.
@@ -18,7 +18,7 @@ resident memory (RSS) of the kernel process and its children every 0.2 s. It rep
 the wall time of the whole run (kernel start-up included) and the peak of that
 memory, writes the table into the top-level README.md between
 ``<!-- notebook-budget:start -->`` and ``<!-- notebook-budget:end -->`` (it prints
-the table and says so when the markers are missing), and fills the run-time table in
+the table and says so when the markers are missing), and fills the line of time and memory in
 each notebook's header. ImageNet weights cannot always be downloaded, so ``measure``
 sets ``COVID_TUTORIAL_WEIGHTS=none``: the package then builds the same networks with
 random weights, whose tensors have the same shapes and so take the same memory.
@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS_DIR = ROOT / "notebooks"
 README = ROOT / "README.md"
 README_MARKERS = Markers.named("notebook-budget")  # the budget table, read by tools/student_edition.py too
-HEADER_MARKERS = Markers.named("budget")  # the run-time table in each notebook's header
+HEADER_MARKERS = Markers.named("budget")  # the line of time and memory in each notebook's header
 OUTPUTS_LINE = "**Outputs on this page:**"
 KERNEL_NAME = "python3"
 PROFILES = ("ci", "page", "cpu", "gpu")
@@ -309,43 +309,48 @@ def update_readme(results: list[dict]) -> None:
     print(_render_table(new))
 
 
+BUDGET_ENTRY = re.compile(r"`(?P<profile>ci|page|cpu|gpu)` (?P<figures>not measured|[^·;]+?, \d+\.\d+ GB)")
+OLD_BUDGET_ROW = re.compile(r"^\| `(?P<profile>ci|page|cpu)` \| (?P<time>\S+ (?:s|min)) wall[^|]*\| (?P<memory>[\d.]+ GB) \|", re.M)
+BUDGET_LEAD = "**Time and memory** on 2 CPU cores, for your profile:"
+BUDGET_TAIL = "(dates and machines: [README](../README.md#notebook-budget))."
+
+
+def header_budget_line(figures: dict[str, str]) -> str:
+    """The header's one line of time and memory: ``{profile: "3.3 min, 2.15 GB"}`` in profile order."""
+    entries = " · ".join(f"`{name}` {figures.get(name, 'not measured')}" for name in PROFILES)
+    return f"{BUDGET_LEAD} {entries} {BUDGET_TAIL}"
+
+
+def read_header_budget(block: str) -> dict[str, str]:
+    """The figures per profile of a header's budget block (:func:`header_budget_line`)."""
+    line = next((line for line in block.splitlines() if line.startswith(BUDGET_LEAD)), "")
+    figures = {m["profile"]: f"{m['time']}, {m['memory']}" for m in OLD_BUDGET_ROW.finditer(block)}  # older headers' table
+    figures.update({m["profile"]: m["figures"] for m in BUDGET_ENTRY.finditer(line) if m["figures"] != "not measured"})
+    return figures
+
+
 def update_notebook_header(path: Path, results: list[dict], made_the_outputs: bool = False) -> bool:
-    """Fill the per-profile rows of the run-time table in the notebook's first cell; with
-    ``made_the_outputs``, also the line that says which run the page's outputs come from."""
+    """Write the measured profiles into the one line of time and memory in the notebook's first
+    cell; with ``made_the_outputs``, also the line that says which run the page's outputs come from."""
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
     cell = nb.cells[0]
     if cell.cell_type != "markdown" or not has_block(cell.source, HEADER_MARKERS):
-        print(f"{path.name}: no {HEADER_MARKERS.start} table in the first cell; header not updated")
+        print(f"{path.name}: no {HEADER_MARKERS.start} line in the first cell; header not updated")
         return False
-    lines = [line for line in read_block(cell.source, HEADER_MARKERS).splitlines() if line.strip()]
+    block = read_block(cell.source, HEADER_MARKERS)
+    figures = read_header_budget(block)
+    outputs = next((line for line in block.splitlines() if line.startswith(OUTPUTS_LINE)), None)
     date = _dt.date.today().isoformat()
     for result in results:
-        new = (
-            f"| `{result['profile']}` | {format_duration(result['wall_s'])} wall, {format_duration(result['cpu_s'])} CPU "
-            f"| {result['peak_gb']:.2f} GB | {date}, {describe_machine(result['load'])} |"
-        )
-        index = next((i for i, line in enumerate(lines) if line.startswith(f"| `{result['profile']}` |")), None)
-        if index is None:
-            lines.insert(sum(line.startswith("|") for line in lines), new)
-        else:
-            lines[index] = new
+        figures[result["profile"]] = f"{format_duration(result['wall_s'])}, {result['peak_gb']:.2f} GB"
         if made_the_outputs:
             weights = "ImageNet weights" if _imagenet_weights_cached() else "random weights (no ImageNet weights on this machine)"
-            lines = [line for line in lines if not line.startswith(OUTPUTS_LINE)] + [
-                f"{OUTPUTS_LINE} the `{result['profile']}` profile, {weights}, executed {date} with "
-                f"`python -m tools.run_notebooks execute --profile {result['profile']} notebooks/{path.name}`."
-            ]
-    order = {f"| `{name}` |": i for i, name in enumerate(PROFILES)}
-    table = [line for line in lines if line.startswith("|")]
-    head_rows = [line for line in table if not any(line.startswith(key) for key in order)]
-    profile_rows = sorted((line for line in table if line not in head_rows),
-                          key=lambda line: next(i for key, i in order.items() if line.startswith(key)))
-    table = head_rows + profile_rows
-    other = [line for line in lines if not line.startswith("|")]
-    inside = "\n\n" + "\n".join(table) + "".join(f"\n\n{line}" for line in other) + "\n\n"
-    cell.source = replace_block(cell.source, HEADER_MARKERS, inside)
+            outputs = (f"{OUTPUTS_LINE} the `{result['profile']}` profile, {weights}, executed {date} with "
+                       f"`python -m tools.run_notebooks execute --profile {result['profile']} notebooks/{path.name}`.")
+    lines = [header_budget_line(figures), *([outputs] if outputs else [])]
+    cell.source = replace_block(cell.source, HEADER_MARKERS, "\n" + "\n\n".join(lines) + "\n")
     nbformat.write(nb, path)
     return True
 

@@ -3,7 +3,11 @@
 :func:`activation_model` is one multi-output model over chosen layers,
 :func:`extract_activations` runs it in small batches; :func:`depth_layers` picks one layer
 per stage. :func:`activation_statistics` (sparsity, spatial entropy), :func:`input_resemblance`
-and :func:`channel_lesion_energy` summarise the maps per layer and class;
+and :func:`channel_lesion_energy` summarise the maps per layer and class, and their per-image
+forms (:func:`image_statistics`, :func:`input_resemblance_per_image`,
+:func:`channel_lesion_shares`) feed :func:`measure_with_intervals`, which gives any such
+measure, or a difference between a trained network and its control, a bootstrap interval over
+patients;
 :func:`maximize_filter_activation` draws the input a filter responds to most, with or without
 the regularisers (jitter, blur) that make such pictures readable; :func:`high_frequency_share`
 measures how much of a picture is fine-grained texture.
@@ -21,6 +25,7 @@ import tensorflow as tf
 
 from ..data import to_model_input
 from ..errors import CourseError
+from ..metrics import patient_bootstrap
 from .maps import depth_layers, quiet_keras, rank_correlation, upsample_maps
 from .quality import energy_inside
 
@@ -29,8 +34,12 @@ __all__ = [
     "extract_activations",
     "spatial_entropy",
     "activation_statistics",
+    "image_statistics",
     "input_resemblance",
+    "input_resemblance_per_image",
     "channel_lesion_energy",
+    "channel_lesion_shares",
+    "measure_with_intervals",
     "maximize_filter_activation",
     "high_frequency_share",
 ]
@@ -117,6 +126,46 @@ def activation_statistics(activations: dict, image_labels=None) -> pd.DataFrame:
     return table.drop(columns="label") if image_labels is None else table
 
 
+def image_statistics(activations: dict) -> pd.DataFrame:
+    """:func:`activation_statistics` image by image: one row per (layer, image).
+
+    Columns ``image`` (the row of the images given), ``depth``, ``layer``, ``sparsity``,
+    ``dead_channels`` and ``spatial_entropy`` (mean over the image's live channels, NaN if
+    none is live). The per-image values are what a bootstrap over images or patients
+    resamples (:func:`measure_with_intervals`).
+    """
+    parts = []
+    for depth, (name, values) in enumerate(activations.items()):
+        values = np.asarray(values)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an image without a live channel: NaN
+            entropy = np.array([np.nanmean(spatial_entropy(one)) for one in values])
+        parts.append(pd.DataFrame({
+            "image": np.arange(len(values)),
+            "depth": depth,
+            "layer": name,
+            "sparsity": (values <= 0).mean(axis=(1, 2, 3)),
+            "dead_channels": 1 - (values > 0).any(axis=(1, 2)).mean(axis=1),
+            "spatial_entropy": entropy,
+        }))
+    return pd.concat(parts, ignore_index=True)
+
+
+def input_resemblance_per_image(activations: dict, images) -> pd.DataFrame:
+    """Per image (rows) and layer (columns): the Spearman rank correlation between the layer's
+    mean feature map and the image shrunk to the layer's size (``cv2.INTER_AREA``); NaN where
+    either is flat. :func:`input_resemblance` averages it over the images."""
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim == 4:
+        images = images.mean(axis=-1)
+    columns = {}
+    for name, values in activations.items():
+        height, width = values.shape[1:3]
+        small = [cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA) for image in images]
+        columns[name] = [rank_correlation(v.mean(axis=-1), s) for v, s in zip(values, small)]
+    return pd.DataFrame(columns)
+
+
 def input_resemblance(activations: dict, images) -> pd.DataFrame:
     """Per layer: how much the mean feature map looks like the input image.
 
@@ -126,14 +175,10 @@ def input_resemblance(activations: dict, images) -> pd.DataFrame:
     carries the picture's layout and brightness, which convolutions and identity
     shortcuts do by construction, trained or not.
     """
-    images = np.asarray(images, dtype=np.float32)
-    if images.ndim == 4:
-        images = images.mean(axis=-1)
+    per_image = input_resemblance_per_image(activations, images)
     rows = []
-    for depth, (name, values) in enumerate(activations.items()):
-        height, width = values.shape[1:3]
-        small = [cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA) for image in images]
-        rhos = np.array([rank_correlation(v.mean(axis=-1), s) for v, s in zip(values, small)])
+    for depth, name in enumerate(activations):
+        rhos = per_image[name].to_numpy(float)
         finite = rhos[np.isfinite(rhos)]
         rows.append(
             {
@@ -146,13 +191,13 @@ def input_resemblance(activations: dict, images) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def channel_lesion_energy(activation, masks) -> np.ndarray:
-    """Per channel: the mean share of its positive activation that falls inside the lesion mask.
+def channel_lesion_shares(activation, masks) -> np.ndarray:
+    """Per image with a lesion (rows, in order) and channel (columns): the share of the channel's
+    positive activation that falls inside the image's lesion mask.
 
     ``activation`` (n, h, w, c) and ``masks`` (n, H, W); images without a lesion are left
-    out, and each channel's map is resized to the mask size first. Compare with the
-    lesions' share of the image (:func:`energy_inside` of a flat map): a channel far above
-    it responds to lesions more than to the rest of the image.
+    out, and each channel's map is resized to the mask size first. NaN where a channel has
+    no positive value on an image. :func:`channel_lesion_energy` averages over the images.
     """
     activation, masks = np.maximum(np.asarray(activation, dtype=np.float32), 0), np.asarray(masks, dtype=bool)
     keep = masks.reshape(len(masks), -1).any(axis=1)
@@ -166,9 +211,50 @@ def channel_lesion_energy(activation, masks) -> np.ndarray:
             part = upsample_maps(maps[s : s + chunk], mask.shape)
             parts.append(energy_inside(part, np.repeat(mask[None], len(part), axis=0)))
         shares.append(np.concatenate(parts))
+    return np.stack(shares)
+
+
+def channel_lesion_energy(activation, masks) -> np.ndarray:
+    """Per channel: the mean share of its positive activation that falls inside the lesion mask.
+
+    ``activation`` (n, h, w, c) and ``masks`` (n, H, W); images without a lesion are left
+    out, and each channel's map is resized to the mask size first. Compare with the
+    lesions' share of the image (:func:`energy_inside` of a flat map): a channel far above
+    it responds to lesions more than to the rest of the image.
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a channel that is never positive: NaN
-        return np.nanmean(np.stack(shares), axis=0)
+        return np.nanmean(channel_lesion_shares(activation, masks), axis=0)
+
+
+def measure_with_intervals(measures: dict, n_images: int, patients=None, *, n_bootstrap: int = 1000,
+                           confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """Named measures of a set of images, each with a bootstrap interval over patients.
+
+    ``measures`` maps a name to a function of image rows (an index array into the
+    ``n_images`` images) that returns one number: a mean activation statistic, the lesion
+    share of a network's best channel, or the difference between a trained network and its
+    untrained control on the same rows. Each is computed on all images (``value``), then on
+    ``n_bootstrap`` resamples of whole patients (``patients``: each image's patient id;
+    default, each image its own) for a percentile interval (``ci_low``, ``ci_high``;
+    :func:`covid_tutorial.metrics.patient_bootstrap`). ``table.attrs["n_patients"]`` says
+    over how many patients.
+    """
+    names = list(measures)
+    if not names:
+        raise CourseError("measure_with_intervals needs at least one measure: a name and a function of image rows.")
+
+    def evaluate(rows) -> np.ndarray:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a resample without one class: NaN, skipped
+            return np.array([measures[name](rows) for name in names], dtype=float)
+
+    point = evaluate(np.arange(n_images))
+    low, high, n_patients = patient_bootstrap(evaluate, n_images, patients, n_bootstrap=n_bootstrap,
+                                              confidence=confidence, seed=seed, shape=point.shape)
+    table = pd.DataFrame({"value": point, "ci_low": low, "ci_high": high}, index=pd.Index(names, name="measure"))
+    table.attrs.update(n_patients=n_patients, n_bootstrap=n_bootstrap, confidence=confidence)
+    return table
 
 
 def _gaussian_kernel(sigma: float) -> np.ndarray:

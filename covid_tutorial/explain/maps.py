@@ -13,8 +13,8 @@ they always add up to one, which makes a map that is not about any class at all.
   the top layers and measures how much the map changes (Spearman rank correlation);
   :func:`class_contrast` compares the maps of two classes on the same image.
 
-Every map is a float array in 0..1 (divided by its own maximum); methods that work at a
-layer's resolution are resized to the input size with :func:`upsample_maps` (bilinear).
+Every map is a float array in 0..1 (divided by its own maximum, unless ``normalize=False``
+keeps its raw values); methods that work at a layer's resolution are resized to the input size with :func:`upsample_maps` (bilinear).
 How good the maps are is measured in :mod:`covid_tutorial.explain.quality`.
 """
 
@@ -272,8 +272,13 @@ class Explainer:
                 )  # fmt: skip
         return np.asarray(maps, dtype=np.float32).reshape(1, *np.shape(maps)[-2:])
 
-    def __call__(self, images, class_index, upsample: bool = True) -> np.ndarray:
-        """Maps (n, H, W) in 0..1; at the input size unless ``upsample=False`` (CAM methods only)."""
+    def __call__(self, images, class_index, upsample: bool = True, normalize: bool = True) -> np.ndarray:
+        """Maps (n, H, W) in 0..1; at the input size unless ``upsample=False`` (CAM methods only).
+
+        ``normalize=False`` keeps each map's own units (score units for Grad-CAM, the
+        library's for the others), so that maps can be compared on one scale: divided by its
+        own maximum, a map with almost no evidence is drawn as bright as a strong one.
+        """
         batch = to_model_input(images)
         index = class_indices(class_index, len(batch))
         if len(batch) == 0:
@@ -285,18 +290,21 @@ class Explainer:
                 maps = np.concatenate([self._library_map(image, int(i)) for image, i in zip(batch, index)])
         if upsample:
             maps = upsample_maps(maps, self.input_size)
-        return normalize_maps(maps)
+        return normalize_maps(maps) if normalize else maps
 
 
-def compute_heatmaps(model, images, class_index, methods=("gradcam",), layer_name=None, batch_size=4, **options):
-    """``{method: maps (n, H, W)}`` for several methods, computed in batches."""
+def compute_heatmaps(
+    model, images, class_index, methods=("gradcam",), layer_name=None, batch_size=4, normalize: bool = True, **options
+):
+    """``{method: maps (n, H, W)}`` for several methods, computed in batches; each map divided by
+    its own maximum unless ``normalize=False`` (see :meth:`Explainer.__call__`)."""
     images = to_model_input(images)
     index = class_indices(class_index, len(images))
     result = {}
     for method in methods:
         explainer = Explainer(model, method, layer_name, **options)
         parts = [
-            explainer(images[start : start + batch_size], index[start : start + batch_size])
+            explainer(images[start : start + batch_size], index[start : start + batch_size], normalize=normalize)
             for start in range(0, len(images), batch_size)
         ]
         result[method] = np.concatenate(parts)

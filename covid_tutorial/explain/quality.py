@@ -6,12 +6,23 @@ share of the map's mass inside the lesion, next to the lesion's share of the ima
 which is chance) and faithfulness, :func:`deletion_scores` (does removing the map's top
 pixels lower the class probability more than removing as many random pixels?).
 :func:`explanation_quality` scores every image and method, :func:`summarize_quality`
-averages per method and class. :func:`localization_table` asks the other question a
-map raises, "on the lesion or in the middle of the chest?", against both chance levels.
+averages per method and class, with 95% intervals over the images. :func:`localization_table`
+asks the other question a map raises, "on the lesion or in the middle of the chest?", against
+both chance levels.
+
+Where a map peaks can also say something about the network rather than the image. Zero padding
+lets a CNN tell the border of its input from the rest (Islam et al. 2020; Kayhan and van Gemert
+2020), and maps can peak there, in an empty corner or along an edge. :func:`border_band` marks
+the outer band of an image (or one of its sides), :func:`peak_share` counts the maps whose
+maximum falls in a region, with a Wilson interval over the images and the region's share of the
+area as chance (:class:`PeakShare`); :func:`peak_share_table` does it for several sets of maps
+at once, and :func:`peaks_follow` tells, from maps of images turned by 180°, whether the peaks
+stay with the network's frame or move with the picture.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -19,9 +30,11 @@ import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
+from scipy import stats
 
 from ..data import pad_and_resize, read_image, to_model_input
 from ..errors import CourseError
+from ..metrics import patient_bootstrap
 from .maps import METHOD_TITLES, class_indices, quiet_keras, upsample_maps
 
 __all__ = [
@@ -37,6 +50,13 @@ __all__ = [
     "quality_text",
     "central_band",
     "localization_table",
+    "compared_with_chance",
+    "SIDES",
+    "border_band",
+    "PeakShare",
+    "peak_share",
+    "peak_share_table",
+    "peaks_follow",
 ]
 
 
@@ -241,17 +261,62 @@ def explanation_quality(
     return pd.concat(frames, ignore_index=True)
 
 
-def summarize_quality(per_image: pd.DataFrame) -> pd.DataFrame:
+def _wilson(successes, trials, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of ``successes`` out of ``trials`` (NaN when there are none): the
+    interval :mod:`covid_tutorial.metrics` gives a score of 0 or 1 (docs/intervals.md), through
+    the same ``scipy.stats.binomtest(...).proportion_ci(method="wilson")``; of real width at 0 and 1."""
+    trials = int(trials)
+    if trials <= 0:
+        return float("nan"), float("nan")
+    successes = int(np.clip(round(float(successes)), 0, trials))
+    interval = stats.binomtest(successes, trials).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(interval.low), float(interval.high)
+
+
+def _rate_interval(hits, units: int | None = None, confidence: float = 0.95) -> tuple[float, float, int]:
+    """Wilson interval of the mean of the 0/1 ``hits`` (NaN left out) over ``units`` (default:
+    the counted images; the number of patients when images of a patient are counted together)."""
+    hits = np.asarray(hits, dtype=float)
+    hits = hits[np.isfinite(hits)]
+    n = len(hits) if units is None else min(int(units), len(hits))
+    if n == 0:
+        return float("nan"), float("nan"), 0
+    low, high = _wilson(hits.mean() * n, n, confidence)
+    return low, high, n
+
+
+def _mean_interval(values, confidence: float, n_bootstrap: int, seed: int) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``values`` (NaN left out) over its entries."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        return float("nan"), float("nan")
+    low, high, _ = patient_bootstrap(lambda rows: values[rows].mean(), len(values), n_bootstrap=n_bootstrap,
+                                     confidence=confidence, seed=seed)  # fmt: skip
+    return float(low), float(high)
+
+
+def summarize_quality(
+    per_image: pd.DataFrame, *, confidence: float = 0.95, n_bootstrap: int = 1000, seed: int = 0
+) -> pd.DataFrame:
     """Means per method and true class; ``faithfulness`` = drop_top - drop_random.
 
     Localisation columns are over images with a lesion only (NaN for Normal), and leave
-    out flat maps (all zero: nothing to point with), which ``flat_maps`` counts.
+    out flat maps (all zero: nothing to point with), which ``flat_maps`` counts;
+    ``scored_images`` is how many images the pointing game and the energy share were computed on.
+    Each comes with a ``confidence`` interval over those images: ``pointing_ci_low`` and
+    ``pointing_ci_high``, the Wilson interval of the hit rate (of real width at 0 and 1),
+    and ``energy_ci_low`` and ``energy_ci_high``, a percentile bootstrap of the mean energy
+    share (``n_bootstrap`` resamples of the images). An interval over images treats them as
+    independent: score one image per patient (notebook 06 does). ``table.attrs["interval"]``
+    says this in words.
     """
     grouped = per_image.groupby(["method", "label"], sort=False)
     table = grouped.agg(
         images=("image", "size"),
         with_lesion=("mask_share", "count"),
         flat_maps=("flat_map", "sum"),
+        scored_images=("pointing_hit", "count"),
         pointing_hit_rate=("pointing_hit", "mean"),
         energy_inside=("energy_inside", "mean"),
         chance_level=("mask_share", "mean"),
@@ -260,17 +325,32 @@ def summarize_quality(per_image: pd.DataFrame) -> pd.DataFrame:
         drop_random=("drop_random", "mean"),
     )
     table["faithfulness"] = table["drop_top"] - table["drop_random"]
-    return table.reset_index()
+    bounds = {key: (*_rate_interval(rows["pointing_hit"], confidence=confidence)[:2],
+                    *_mean_interval(rows["energy_inside"], confidence, n_bootstrap, seed))
+              for key, rows in grouped}  # fmt: skip
+    columns = ["pointing_ci_low", "pointing_ci_high", "energy_ci_low", "energy_ci_high"]
+    table[columns] = pd.DataFrame.from_dict(bounds, orient="index", columns=columns).reindex(table.index)
+    order = ["images", "with_lesion", "flat_maps", "scored_images", "pointing_hit_rate", "pointing_ci_low",
+             "pointing_ci_high", "energy_inside", "energy_ci_low", "energy_ci_high", "chance_level", "confidence",
+             "drop_top", "drop_random", "faithfulness"]  # fmt: skip
+    table = table[order].reset_index()
+    table.attrs["interval"] = (
+        f"{confidence:.0%} intervals over the scored images of each row: Wilson for the pointing game, "
+        f"a bootstrap of the images ({n_bootstrap} resamples) for the energy inside the lesion"
+    )
+    return table
 
 
 def quality_text(summary: pd.DataFrame, fraction: float = 0.1) -> str:
     """:func:`summarize_quality`'s table as text, with what each column means."""
     shown = summary.assign(method=summary["method"].map(METHOD_TITLES))
+    interval = summary.attrs.get("interval")
     return (
         shown.to_string(index=False, float_format=lambda v: f"{v:.3f}")
         + "\npointing_hit_rate and energy_inside: images with a lesion only; chance_level: the lesion's "
         f"share of the image; faithfulness: confidence drop when the top {fraction:.0%} of the map's "
         "pixels are removed minus the drop for as many random pixels."
+        + (f"\nci_low, ci_high: {interval}." if interval else "")
     )
 
 
@@ -289,7 +369,9 @@ def central_band(size: int, fraction: float = 1 / 3) -> np.ndarray:
     return band
 
 
-def localization_table(heatmaps, masks, labels, band_fraction: float = 1 / 3) -> pd.DataFrame:
+def localization_table(
+    heatmaps, masks, labels, band_fraction: float = 1 / 3, *, groups=None, confidence: float = 0.95
+) -> pd.DataFrame:
     """Per class: do the maps sit on the lesion, or in the central band of the chest?
 
     ``heatmaps`` (n, H, W) at the input size, ``masks`` the lesion masks, ``labels`` the
@@ -297,6 +379,11 @@ def localization_table(heatmaps, masks, labels, band_fraction: float = 1 / 3) ->
     with a lesion only) next to ``lesion_share``, the chance level of both; ``central_peak_rate``
     and ``central_energy`` in :func:`central_band`, next to ``central_share``, its share of
     the image (their chance level). Flat maps count as missing.
+
+    The two peak rates come with Wilson intervals (``pointing_ci_low``/``_high``,
+    ``central_ci_low``/``_high``) over ``units``: the images counted, or, given ``groups``
+    (each image's patient), the patients they come from, the unit the course's intervals
+    are drawn over (docs/intervals.md): images of one patient are alike.
     """
     heatmaps, masks = np.asarray(heatmaps, dtype=np.float32), np.asarray(masks, dtype=bool)
     band = np.broadcast_to(central_band(heatmaps.shape[-1], band_fraction), heatmaps.shape)
@@ -310,8 +397,11 @@ def localization_table(heatmaps, masks, labels, band_fraction: float = 1 / 3) ->
             "central_energy": energy_inside(heatmaps, band),
         }
     )
-    table = frame.groupby("label", sort=False).agg(
+    frame["group"] = np.arange(len(frame)) if groups is None else np.asarray(groups)
+    grouped = frame.groupby("label", sort=False)
+    table = grouped.agg(
         images=("label", "size"),
+        units=("group", "nunique"),
         pointing_hit_rate=("pointing_hit", "mean"),
         energy_inside=("energy_inside", "mean"),
         lesion_share=("lesion_share", "mean"),
@@ -319,4 +409,148 @@ def localization_table(heatmaps, masks, labels, band_fraction: float = 1 / 3) ->
         central_energy=("central_energy", "mean"),
     )
     table["central_share"] = band[0].mean()
-    return table.reset_index()
+    for prefix, column in (("pointing", "pointing_hit"), ("central", "central_peak")):
+        bounds = {label: _rate_interval(rows[column], rows.loc[rows[column].notna(), "group"].nunique(), confidence)[:2]
+                  for label, rows in grouped}  # fmt: skip
+        table[f"{prefix}_ci_low"] = [bounds[label][0] for label in table.index]
+        table[f"{prefix}_ci_high"] = [bounds[label][1] for label in table.index]
+    order = ["images", "units", "pointing_hit_rate", "pointing_ci_low", "pointing_ci_high", "energy_inside",
+             "lesion_share", "central_peak_rate", "central_ci_low", "central_ci_high", "central_energy", "central_share"]  # fmt: skip
+    table = table[order].reset_index()
+    table.attrs["interval"] = f"{confidence:.0%} Wilson intervals over {'patients' if groups is not None else 'images'}"
+    return table
+
+
+# ---------------------------------------------------------------- where the peaks lie
+
+
+def compared_with_chance(low: float, high: float, chance: float) -> str:
+    """"more than chance" when the interval [low, high] lies above ``chance``, "less than
+    chance" when below, "not different from chance" when it holds it; "not measured" when
+    the interval is NaN (nothing was counted). The words a printed verdict takes from the numbers."""
+    if not (np.isfinite(low) and np.isfinite(high) and np.isfinite(chance)):
+        return "not measured"
+    return "more than chance" if low > chance else "less than chance" if high < chance else "not different from chance"
+
+
+SIDES = ("top", "bottom", "left", "right")
+
+
+def border_band(shape, width: float = 1 / 8, sides=SIDES) -> np.ndarray:
+    """A bool mask of ``shape`` (height, width): the band along the image's ``sides``.
+
+    ``width`` is a fraction of the image's height (top, bottom) or width (left, right),
+    rounded to whole pixels, at least one. The default, an eighth, is one cell of an 8×8
+    map at any image size, so that a map whose peak lies in a border cell of its layer is
+    counted whatever size it was stretched to.
+    """
+    height, breadth = int(shape[-2]), int(shape[-1])
+    unknown = set(sides) - set(SIDES)
+    if unknown or not len(sides):
+        raise ValueError(f"sides must be some of {', '.join(SIDES)}, got {sides!r}.")
+    if not 0 < width < 0.5:
+        raise ValueError(f"width must lie strictly between 0 and 0.5 of the image, got {width!r}.")
+    rows, columns = max(1, round(width * height)), max(1, round(width * breadth))
+    band = np.zeros((height, breadth), dtype=bool)
+    band[:rows] |= "top" in sides
+    band[height - rows :] |= "bottom" in sides
+    band[:, :columns] |= "left" in sides
+    band[:, breadth - columns :] |= "right" in sides
+    return band
+
+
+@dataclass(frozen=True)
+class PeakShare:
+    """How many maps peak inside a region, against chance, with a Wilson interval over the maps.
+
+    ``in_region`` holds one value per map: 1.0 when its maximum lies in the region, 0.0 when
+    not, NaN for a flat map (no maximum), which is left out of ``images``. ``chance`` is the
+    region's share of the image: the share of peaks a map that peaks anywhere at random would put there.
+    """
+
+    region: str
+    in_region: np.ndarray
+    chance: float
+    confidence: float = 0.95
+
+    @property
+    def images(self) -> int:
+        return int(np.isfinite(self.in_region).sum())
+
+    @property
+    def peaks(self) -> int:
+        return int(np.nansum(self.in_region))
+
+    @property
+    def share(self) -> float:
+        return self.peaks / self.images if self.images else float("nan")
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return _wilson(self.peaks, self.images, self.confidence)
+
+    @property
+    def compared_with_chance(self) -> str:
+        """:func:`compared_with_chance` of the interval: "more than chance", "less than chance",
+        "not different from chance", or "not measured" when every map was flat."""
+        return compared_with_chance(*self.interval, self.chance)
+
+    def __str__(self) -> str:
+        low, high = self.interval
+        return (f"{self.peaks} of {self.images} peaks in {self.region} ({self.share:.2f} [{low:.2f}, {high:.2f}]) "
+                f"against {self.chance:.2f} by chance: {self.compared_with_chance}")  # fmt: skip
+
+
+def peak_share(maps, region, *, name: str = "the region", confidence: float = 0.95) -> PeakShare:
+    """Where each map (n, H, W) peaks: inside the bool ``region`` (H, W) or not.
+
+    The peak is the first maximum in row-major order (as in :func:`pointing_game`); a map
+    stretched from a coarse layer peaks on the centre of its brightest cell or, in a border
+    cell, anywhere in it, so count coarse maps with a band one cell wide (:func:`border_band`).
+    """
+    maps, region = np.asarray(maps, dtype=np.float32), np.asarray(region, dtype=bool)
+    if maps.ndim != 3 or maps.shape[1:] != region.shape:
+        raise ValueError(f"maps {maps.shape} must be (n, H, W) with (H, W) = region {region.shape}")
+    if not region.any() or region.all():
+        raise ValueError("the region must hold some pixels of the image, but not all of them")
+    hits = pointing_game(maps, np.broadcast_to(region, maps.shape))
+    return PeakShare(name, hits, float(region.mean()), confidence)
+
+
+def peak_share_table(maps_by: dict, region, *, name: str = "the region", names=None, confidence: float = 0.95
+                     ) -> pd.DataFrame:  # fmt: skip
+    """:func:`peak_share` for each entry of ``maps_by`` (``{key: maps}``), one row each.
+
+    Keys may be tuples (e.g. ``(model, method)``): ``names`` names their levels in the index.
+    Columns: ``peaks`` in the region, ``images`` counted, ``share`` with ``ci_low`` and
+    ``ci_high``, ``chance`` (the region's share of the image), ``compared_with_chance``
+    and ``result``, the :class:`PeakShare` itself (its ``str`` is a sentence).
+    """
+    rows = {}
+    for key, maps in maps_by.items():
+        result = peak_share(maps, region, name=name, confidence=confidence)
+        low, high = result.interval
+        rows[key] = {"peaks": result.peaks, "images": result.images, "share": result.share, "ci_low": low,
+                     "ci_high": high, "chance": result.chance, "compared_with_chance": result.compared_with_chance,
+                     "result": result}  # fmt: skip
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    if names is not None:
+        table.index.names = [names] if isinstance(names, str) else list(names)
+    table.attrs["interval"] = f"{confidence:.0%} Wilson intervals over the maps counted (flat maps left out)"
+    return table
+
+
+def peaks_follow(frame: PeakShare, image: PeakShare) -> str:
+    """Do the peaks stay with the network's frame, or move with the picture?
+
+    Both counts come from maps of the *same* images turned by 180°: ``frame`` counts the peaks
+    in a region of the network's input (say, its top band), ``image`` in the same region of the
+    picture, which the turn has carried to the opposite side. Returns "the frame" or "the
+    image" when one interval lies wholly above the other, else "neither clearly".
+    """
+    (frame_low, frame_high), (image_low, image_high) = frame.interval, image.interval
+    if frame.images and frame_low > image_high:
+        return "the frame"
+    if image.images and image_low > frame_high:
+        return "the image"
+    return "neither clearly"

@@ -2,7 +2,11 @@
 
 :func:`where_maps_point` says whether explanation maps peak on the lesion or on a
 corner marker (:func:`box_mask`, :func:`energy_in_box`); :func:`accuracy_by_test_set`
-scores one model on several test collections side by side; :func:`mask_outside_box`
+scores one model on several test collections side by side, and :func:`scores_wide` lays its
+scores out one row per collection; :func:`describe_pointing` and :func:`describe_change` put
+what the intervals say into sentences. Every figure comes with a 95% interval from a bootstrap
+over patients, or the Wilson interval over them where every resample agrees (a hit rate or a
+recall of 0 or 1, docs/intervals.md). :func:`mask_outside_box`
 and :func:`write_masked_dataset` remove everything outside the lung box, the fix the
 notebook measures.
 """
@@ -18,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..data import read_image, to_model_input
+from ..metrics import classification_metrics, patient_bootstrap
 from ..system import refuse_output_inside
 from .quality import energy_inside, pointing_game, probability_function
 
@@ -27,6 +32,9 @@ __all__ = [
     "mask_outside_box",
     "where_maps_point",
     "accuracy_by_test_set",
+    "scores_wide",
+    "describe_pointing",
+    "describe_change",
     "write_masked_dataset",
 ]
 
@@ -54,46 +62,133 @@ def mask_outside_box(images, box, fill: int = 0) -> np.ndarray:
     return images
 
 
-def where_maps_point(maps, lesion_masks, box) -> pd.Series:
+def _wilson(rate: float, n: int, confidence: float) -> tuple[float, float]:
+    from scipy import stats
+
+    interval = stats.binomtest(int(round(rate * n)), n).proportion_ci(confidence, method="wilson")
+    return float(interval.low), float(interval.high)
+
+
+def where_maps_point(maps, lesion_masks, box, patients=None, *, n_bootstrap: int = 1000,
+                     confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
     """Does a set of maps point at a box (an artefact's corner, say) or at the lesions?
 
-    Pointing-game hit rate and mean energy share for the box and for the lesion masks,
-    next to their chance levels (the box's and the lesions' share of the image). Images
-    without a lesion and flat maps are left out of the lesion figures.
+    Rows: pointing-game hit rate and mean energy share for the box and for the lesion
+    masks, next to their chance levels (the box's and the lesions' share of the image).
+    Images without a lesion and flat maps are left out of the lesion figures. Columns:
+    ``value`` and a 95% interval (``ci_low``, ``ci_high``) from a bootstrap over
+    ``patients`` (each image's patient id; default, each image its own); a hit rate that
+    every resample gives alike (all peaks in the box) gets the Wilson interval over the
+    patients it was computed on. The box's share is exact (no interval). ``attrs``:
+    ``n_images``, ``n_patients``.
     """
     maps, lesion_masks = np.asarray(maps, dtype=np.float32), np.asarray(lesion_masks, dtype=bool)
     region = np.repeat(box_mask(maps.shape[1:3], box)[None], len(maps), axis=0)
     with_lesion = lesion_masks.reshape(len(lesion_masks), -1).any(axis=1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # no lesion at all: NaN
-        return pd.Series(
-            {
-                "peak in the box": np.nanmean(pointing_game(maps, region)),
-                "peak on a lesion": np.nanmean(pointing_game(maps, lesion_masks)),
-                "energy in the box": np.nanmean(energy_inside(maps, region)),
-                "energy on lesions": np.nanmean(energy_inside(maps, lesion_masks)),
-                "box's share of the image": float(region[0].mean()),
-                "lesions' share of the image": float(lesion_masks[with_lesion].mean()) if with_lesion.any() else np.nan,
-            }
-        )
+    per_image = np.column_stack([
+        pointing_game(maps, region), pointing_game(maps, lesion_masks),
+        energy_inside(maps, region), energy_inside(maps, lesion_masks),
+        np.where(with_lesion, lesion_masks.reshape(len(lesion_masks), -1).mean(axis=1), np.nan),
+    ])
+    names = ["peak in the box", "peak on a lesion", "energy in the box", "energy on lesions",
+             "lesions' share of the image"]
+
+    def means(rows) -> np.ndarray:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # no lesion at all: NaN
+            return np.nanmean(per_image[rows], axis=0)
+
+    point = means(np.arange(len(maps)))
+    low, high, n_patients = patient_bootstrap(means, len(maps), patients, n_bootstrap=n_bootstrap,
+                                              confidence=confidence, seed=seed, shape=point.shape)
+    groups = np.arange(len(maps)) if patients is None else np.asarray(patients)
+    for column in (0, 1):  # hit rates: Wilson over the patients they count where the bootstrap cannot widen them
+        counted = len(np.unique(groups[np.isfinite(per_image[:, column])]))
+        if np.isfinite(point[column]) and np.isclose(low[column], high[column]) and counted > 0:
+            low[column], high[column] = _wilson(point[column], counted, confidence)
+    table = pd.DataFrame({"value": point, "ci_low": low, "ci_high": high}, index=names)
+    table.loc["box's share of the image"] = [float(region[0].mean()), np.nan, np.nan]
+    table = table.loc[[*names[:4], "box's share of the image", names[4]]]
+    table.attrs.update(n_images=len(maps), n_patients=n_patients)
+    return table
 
 
-def accuracy_by_test_set(model, test_sets: dict, class_names) -> pd.DataFrame:
-    """One row per test set: images, accuracy and the recall of each class.
+def accuracy_by_test_set(model, test_sets: dict, class_names, *, n_bootstrap: int = 1000,
+                         confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """Accuracy and the recall of each class, per test set, each with a 95% interval over patients.
 
-    ``test_sets`` maps a name to ``(images, labels)`` (uint8 grayscale images, class names).
+    ``test_sets`` maps a name to ``(images, labels)`` or ``(images, labels, patients)``
+    (uint8 grayscale images, class names, each image's patient id; without ids every image
+    counts as its own patient). Returns one row per (test set, score), scores ``accuracy`` and
+    ``recall CLASS``, with ``value``, ``ci_low``, ``ci_high`` (a bootstrap over patients, or the
+    Wilson interval over them where every resample agrees: :func:`covid_tutorial.metrics.
+    classification_metrics`), ``images`` and ``patients``. :func:`scores_wide` shows it one row
+    per test set.
     """
     predict = probability_function(model)
-    rows = {}
-    for name, (images, labels) in test_sets.items():
+    parts = []
+    for name, test_set in test_sets.items():
+        images, labels = test_set[0], test_set[1]
+        patients = test_set[2] if len(test_set) > 2 else None
         truth = np.array([list(class_names).index(label) for label in labels])
-        guess = predict(to_model_input(images)).argmax(1)
-        row = {"images": len(truth), "accuracy": float((guess == truth).mean())}
-        for k, cls in enumerate(class_names):
-            row[f"recall {cls}"] = float((guess[truth == k] == k).mean()) if (truth == k).any() else np.nan
-        rows[name] = row
-    table = pd.DataFrame(rows).T
-    return table.astype({"images": int})
+        scores = classification_metrics(truth, predict(to_model_input(images)), list(class_names), patients,
+                                        n_bootstrap=n_bootstrap, confidence=confidence, seed=seed)
+        wanted = scores[((scores["class"] == "macro") & (scores["metric"] == "accuracy"))
+                        | ((scores["class"] != "macro") & (scores["metric"] == "sensitivity"))]
+        wanted = pd.concat([wanted[wanted["class"] == "macro"], wanted[wanted["class"] != "macro"]])  # accuracy first
+        wanted = wanted.assign(score=np.where(wanted["class"] == "macro", "accuracy", "recall " + wanted["class"]))
+        parts.append(wanted.assign(test_set=name, images=len(truth), patients=scores.attrs["n_patients"]))
+    table = pd.concat(parts, ignore_index=True).set_index(["test_set", "score"])
+    return table[["value", "ci_low", "ci_high", "images", "patients"]]
+
+
+def scores_wide(table: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
+    """:func:`accuracy_by_test_set` one row per test set: images, patients, then each score as
+    "value [low, high]"."""
+    cells = table.apply(lambda row: f"{row['value']:.{digits}f} [{row.ci_low:.{digits}f}, {row.ci_high:.{digits}f}]"
+                        if np.isfinite(row["value"]) else "none in this set", axis=1)
+    wide = cells.unstack("score")
+    scores = list(dict.fromkeys(table.index.get_level_values("score")))
+    counts = table.groupby(level="test_set", sort=False)[["images", "patients"]].first()
+    return counts.join(wide[scores]).loc[list(dict.fromkeys(table.index.get_level_values("test_set")))]
+
+
+def _interval(row, digits: int) -> str:
+    return f"{row['value']:.{digits}f} [{row['ci_low']:.{digits}f}, {row['ci_high']:.{digits}f}]"
+
+
+def describe_pointing(table: pd.DataFrame, digits: int = 2) -> list[str]:
+    """Two sentences on a :func:`where_maps_point` table, which follow its intervals: does the
+    maps' peak land in the box more often than the box's share of the image, and on a lesion
+    more (or less) often than the lesions' share?"""
+    box, lesion = table.loc["peak in the box"], table.loc["peak on a lesion"]
+    box_share, lesion_share = table.loc["box's share of the image"], table.loc["lesions' share of the image"]
+    over = f"(95% interval over {table.attrs.get('n_patients', '?')} patients)"
+    said = [f"peak in the box: {_interval(box, digits)} of the maps {over}, against the box's share of the image, "
+            f"{box_share['value']:.{digits}f}: " + ("more often than chance, the maps point at the box"
+                                                    if box["ci_low"] > box_share["value"] else "not more often than chance")]
+    if np.isnan(lesion["value"]):
+        return said + ["peak on a lesion: no image with a lesion"]
+    verdict = ("more often than chance, the maps point at the lesions" if lesion["ci_low"] > lesion_share["ci_high"]
+               else "less often than chance" if lesion["ci_high"] < lesion_share["ci_low"] else "not clearly more often than chance")
+    return said + [f"peak on a lesion: {_interval(lesion, digits)}, against the lesions' share of the image, "
+                   f"{_interval(lesion_share, digits)}: {verdict}"]
+
+
+def describe_change(table: pd.DataFrame, before: str, after: str, digits: int = 2) -> list[str]:
+    """One sentence per score of :func:`accuracy_by_test_set`: from test set ``before`` to
+    ``after``, did it fall, rise, or stay within the two intervals' overlap?"""
+    said = []
+    for score in dict.fromkeys(table.loc[before].index):
+        first, second = table.loc[(before, score)], table.loc[(after, score)]
+        if second["ci_high"] < first["ci_low"]:
+            verdict = "lower, beyond both intervals"
+        elif second["ci_low"] > first["ci_high"]:
+            verdict = "higher, beyond both intervals"
+        else:
+            verdict = "no clear change (the intervals overlap)"
+        said.append(f"{score}: {_interval(first, digits)} on {before}, {_interval(second, digits)} on {after}: {verdict}")
+    return said
 
 
 def write_masked_dataset(source, out, box, fill: int = 0) -> Path:
