@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from folder_snapshot import snapshot
 
-from covid_tutorial.data.table import load_dataset
+from covid_tutorial.data.table import GENERATED_ID_PREFIX, load_dataset
 from covid_tutorial.feed import make_dataset
 from covid_tutorial.data.images import load_images, pad_and_resize, read_image
 from covid_tutorial.errors import DataError, DataWarning
@@ -498,3 +498,78 @@ def test_ensure_phantoms_names_the_folder_by_size_and_generator(tmp_path, monkey
     assert (first / "metadata.csv").stat().st_mtime_ns == stamp, "an existing set is reused, not redrawn"
     other = data_module.ensure_phantoms("ci", patients=9, size=64, progress=False)
     assert other != first and data_module.load_dataset(other)["patient_id"].nunique() == 9
+
+
+# --- the ieee8023 collection's two vocabularies, and the two real collections of notebook 09
+
+# The 'finding' values of an early copy (flat names, spring 2020) and of a later one
+# (hierarchical), for the same kinds of cases; the last three of each have no course class.
+EARLY_FINDINGS = ["COVID-19", "COVID-19, ARDS", "SARS", "Streptococcus", "Pneumocystis", "Legionella",
+                  "Klebsiella", "E.Coli", "No Finding", "ARDS", "todo", "ARDS"]
+LATER_FINDINGS = ["Pneumonia/Viral/COVID-19", "Pneumonia/Viral/COVID-19", "Pneumonia/Viral/SARS",
+                  "Pneumonia/Bacterial/Streptococcus", "Pneumonia/Fungal/Pneumocystis",
+                  "Pneumonia/Bacterial/Legionella", "Pneumonia/Bacterial/Klebsiella",
+                  "Pneumonia/Bacterial/E.Coli", "No Finding", "Tuberculosis", "todo", "Unknown"]
+EXPECTED_LABELS = ["COVID-19", "COVID-19"] + ["Pneumonia"] * 6 + ["Normal"]
+
+
+def _covid_chestxray_copy(folder, findings):
+    names = [f"{i}.png" for i in range(len(findings))]
+    for name in names:
+        _png(folder / "images" / name)
+    pd.DataFrame({"patientid": range(len(findings)), "finding": findings, "modality": "X-ray",
+                  "view": "PA", "filename": names}).to_csv(folder / "metadata.csv", index=False)
+
+
+@pytest.mark.parametrize("findings", [EARLY_FINDINGS, LATER_FINDINGS], ids=["early copy", "later copy"])
+def test_both_vocabularies_of_covid_chestxray_load_alike(tmp_path, findings):
+    _covid_chestxray_copy(tmp_path, findings)
+    with pytest.warns(DataWarning, match=r"left out 3 image\(s\) labelled"):
+        table = load_dataset(tmp_path, collection="covid-chestxray")
+    assert table["label"].tolist() == EXPECTED_LABELS
+    left_out = {name: count for name, count in table.attrs["excluded_labels"].items()}
+    expected = pd.Series(findings[len(EXPECTED_LABELS):]).value_counts().to_dict()
+    assert left_out == expected
+    binary = load_dataset(tmp_path, collection="covid-chestxray", classes=("COVID-19", "Non-COVID"))
+    assert binary["label"].value_counts().to_dict() == {"Non-COVID": 7, "COVID-19": 2}
+
+
+def test_a_finding_the_rules_exclude_can_still_be_mapped_by_hand(tmp_path):
+    _covid_chestxray_copy(tmp_path, EARLY_FINDINGS)
+    table = load_dataset(tmp_path, collection="covid-chestxray", label_map={"ARDS": "Pneumonia", "todo": "excluded"})
+    assert table["label"].value_counts()["Pneumonia"] == 8
+    assert table.attrs["excluded_labels"] == {"todo": 1}
+
+
+def _darkcovidnet_copy(root):
+    folder = root / "COVID-19-master" / "X-Ray Image DataSet"
+    for name in ("01E392EE.jpeg", "covid-19-pneumonia-7-PA.jpg"):
+        _png(folder / "Covid-19" / name)
+    for name in ("00001280_004.png", "00001280_005.png", "00001281_000.png"):
+        _png(folder / "No_findings" / name)
+    _png(folder / "Pneumonia" / "00000013_001.png")
+    (root / "COVID-19-master" / "README.md").write_text("# COVID-19\n")
+
+
+def test_darkcovidnet_patients_from_nih_file_names_and_one_each_for_covid(tmp_path):
+    _darkcovidnet_copy(tmp_path)
+    with pytest.warns(DataWarning, match=r"2 of 6 image\(s\) have no patient id"):
+        table = load_dataset(tmp_path, collection="darkcovidnet")
+    assert table["label"].value_counts().to_dict() == {"Normal": 3, "COVID-19": 2, "Pneumonia": 1}
+    by_patient = table.groupby("patient_id")["label"].agg(list).to_dict()
+    assert by_patient["00001280"] == ["Normal", "Normal"]
+    assert by_patient["00000013"] == ["Pneumonia"]
+    covid = table.loc[table["label"] == "COVID-19", "patient_id"]
+    assert covid.nunique() == 2 and covid.str.startswith(GENERATED_ID_PREFIX).all()
+
+
+def test_covid19_image_dataset_keeps_the_publishers_train_and_test(tmp_path):
+    wrapper = tmp_path / "Covid19-dataset"
+    for split, count in (("train", 2), ("test", 1)):
+        for folder in ("Covid", "Normal", "Viral Pneumonia"):
+            for i in range(count):
+                _png(wrapper / split / folder / f"{i}.jpeg")
+    with pytest.warns(DataWarning, match="no patient id"):
+        table = load_dataset(tmp_path, collection="covid19-image-dataset")
+    assert pd.crosstab(table["publisher_split"], table["label"]).to_dict() == {
+        "COVID-19": {"test": 1, "train": 2}, "Normal": {"test": 1, "train": 2}, "Pneumonia": {"test": 1, "train": 2}}

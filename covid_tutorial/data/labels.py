@@ -85,14 +85,15 @@ NON_COVID_TOKENS = frozenset(t for t, label in _LABEL_BY_TOKEN.items() if label 
 def course_label(value) -> str | None:
     """The course label (:data:`COURSE_LABELS`) the synonym table gives ``value``, else None.
 
-    A whole value found in the table wins. A hierarchical finding is split at "/":
+    A whole value found in the table wins. A finding of several parts, hierarchical
+    ("Pneumonia/Viral/COVID-19") or listed ("COVID-19, ARDS"), is split at "/" and ",":
     COVID-19 anywhere in it gives "COVID-19"; only Normal names give "Normal"; any other
     pneumonia gives "Pneumonia".
     """
     whole = _LABEL_BY_TOKEN.get(_token(value))
     if whole is not None:
         return whole
-    parts = [_token(p) for p in str(value).split("/") if p.strip()]
+    parts = [_token(p) for p in re.split(r"[/,]", str(value)) if p.strip()]
     if any(p in COVID_TOKENS for p in parts):
         return "COVID-19"
     if parts and all(p in NORMAL_TOKENS for p in parts):

@@ -170,15 +170,22 @@ def _loose_images(folder: Path) -> list[Path]:
 # ---------------------------------------------------------------- labels
 
 
-def _map_labels(table: pd.DataFrame, classes, label_map: dict, unmapped: str, where) -> pd.Series:
-    """``label`` for each row of ``table`` (``source_label``): a class of the task, or None to drop."""
+def _map_labels(table: pd.DataFrame, classes, label_map: dict, unmapped: str, where,
+                course_rules: bool = False) -> pd.Series:
+    """``label`` for each row of ``table`` (``source_label``): a class of the task, or None to drop.
+
+    With ``course_rules`` (a registry entry whose labels the course's rules read), a value
+    that names no class of the task is excluded and counted by name instead of an error."""
     raw = table["source_label"]
     mapped, unknown = {}, []
     for value in raw.dropna().unique():
         try:
             mapped[value] = map_label(value, label_map, classes)
         except KeyError:
-            unknown.append(value)
+            if course_rules:
+                mapped[value] = None
+            else:
+                unknown.append(value)
     unknown_names = sorted(map(str, unknown))
     if unknown and unmapped == "error":
         first = unknown_names[0]
@@ -205,15 +212,18 @@ def _map_labels(table: pd.DataFrame, classes, label_map: dict, unmapped: str, wh
             stacklevel=4,
         )
     excluded = sorted(str(v) for v, label in mapped.items() if label is None)
+    excluded_counts = {name: int((raw.astype(str) == name).sum()) for name in excluded}
     if excluded:
+        listed = ", ".join(f"{name!r} ({count})" for name, count in excluded_counts.items())
         warnings.warn(
-            f"{where}: left out {int(raw.isin(excluded).sum())} image(s) labelled {excluded}, "
+            f"{where}: left out {sum(excluded_counts.values())} image(s) labelled {listed}, "
             "which the label map or the collection's registry entry excludes.",
             DataWarning,
             stacklevel=4,
         )
     labels = raw.map(mapped)
     labels.attrs["unmapped_labels"] = unknown_names
+    labels.attrs["excluded_labels"] = excluded_counts
     return labels
 
 
@@ -658,11 +668,15 @@ def _detect_layout(path: Path, info: DatasetInfo | None) -> str:
     return "folder-per-class"
 
 
+def _reads_by_course_rules(info: DatasetInfo | None) -> bool:
+    """Whether the entry's label values are read by the course's rules, not listed one by one."""
+    return info is not None and info.metadata is not None and info.metadata.label_rules == "course"
+
+
 def _label_rules(info: DatasetInfo | None, label_map: dict | None) -> dict:
     """The collection's own class names, then the user's map on top (the user wins)."""
     rules = {}
-    course_rules = info is not None and info.metadata is not None and info.metadata.label_rules == "course"
-    if info is not None and not course_rules:
+    if info is not None and not _reads_by_course_rules(info):
         rules.update(info.classes)
     rules.update(label_map or {})
     return rules
@@ -788,12 +802,14 @@ def load_dataset(
         table = _load_tree(path, _tree_rules(info, layout), skipped)
     skipped.warn(where)
     _patient_ids_from_names(table, info)
-    labels = _map_labels(table, classes, _label_rules(info, label_map), unmapped, where)
+    labels = _map_labels(table, classes, _label_rules(info, label_map), unmapped, where,
+                         course_rules=_reads_by_course_rules(info))
     table["label"] = labels
     found = {
         **table.attrs,
         **skipped.attrs(),
         "unmapped_labels": labels.attrs["unmapped_labels"],
+        "excluded_labels": labels.attrs["excluded_labels"],
         "classes": classes,
         "collection": info.name if info is not None else None,
     }
