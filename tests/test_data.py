@@ -573,3 +573,14 @@ def test_covid19_image_dataset_keeps_the_publishers_train_and_test(tmp_path):
         table = load_dataset(tmp_path, collection="covid19-image-dataset")
     assert pd.crosstab(table["publisher_split"], table["label"]).to_dict() == {
         "COVID-19": {"test": 1, "train": 2}, "Normal": {"test": 1, "train": 2}, "Pneumonia": {"test": 1, "train": 2}}
+
+
+def test_a_registry_name_given_as_a_path_reads_the_downloaded_copy(tmp_path, monkeypatch):
+    """The command line hands DATA over as a Path: `covid-tutorial inspect darkcovidnet` must find the download."""
+    from covid_tutorial.data.download import DATA_ENV_VAR
+
+    monkeypatch.setenv(DATA_ENV_VAR, str(tmp_path))
+    _darkcovidnet_copy(tmp_path / "darkcovidnet")
+    with pytest.warns(DataWarning, match="no patient id"):
+        table = load_dataset(Path("darkcovidnet"))
+    assert table.attrs["collection"] == "darkcovidnet" and len(table) == 6

@@ -1,4 +1,4 @@
-"""The self-checked exercises of notebooks 01-08 (covid_tutorial.teaching.exercises and exercises.toml).
+"""The self-checked exercises of notebooks 01-09 (covid_tutorial.teaching.exercises and exercises.toml).
 
 Each exercise cell is run on its own, as nbval and a learner run it: its starter code must
 say "not yet attempted", the solution of exercises.toml "correct", and a typical mistake
@@ -21,7 +21,7 @@ import pytest
 
 from covid_tutorial.teaching.exercises import UnknownExerciseError, check, exercise_ids, hint, solution
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("0[1-8]_*.ipynb"))
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("0[1-9]_*.ipynb"))
 TITLE_LINE = re.compile(r"# Exercise (\d\d\.\d+): (.+)")
 CHECK_LINE = re.compile(r'check\("(\d\d\.\d+)", (\w+)\)')
 # What the setup cell (and the first exercise cell) of every notebook imports.
@@ -118,6 +118,19 @@ WRONG = {
         "    after = recall_score(shifted_true, shifted_pred, labels=classes, average=None)\n"
         "    return dict(zip(classes, after - before))",
         "source minus shifted",
+    ),
+    "09.4": (
+        "from sklearn.metrics import f1_score\n\n\n"
+        "def macro_f1_lost(classes, own_true, own_pred, other_true, other_pred):  # only the classes present\n"
+        "    own = f1_score(own_true, own_pred, average='macro', zero_division=0)\n"
+        "    other = f1_score(other_true, other_pred, average='macro', zero_division=0)\n"
+        "    return own - other",
+        "also one the other collection lacks",
+    ),
+    "09.5": (
+        "def agreement_beyond_chance(first, second):  # the raw share of equal answers\n"
+        "    return np.mean(np.asarray(first) == np.asarray(second))",
+        "before the correction for chance",
     ),
 }
 

@@ -216,3 +216,63 @@ def test_train_warns_of_a_planted_confounder_before_it_trains(phantom_dir, tmp_p
     out = capsys.readouterr().out
     assert "INSTEAD OF THE DISEASE" in out
     assert out.index("INSTEAD OF THE DISEASE") < out.index("==> Training")
+
+
+# --- across collections: shared images, and the file-property classifier fitted once (notebook 09)
+
+
+def _two_collections(phantom_dir, root):
+    files = sorted((phantom_dir / "images").glob("*.png"))
+    first, second = root / "first" / "Normal", root / "second" / "Normal"
+    first.mkdir(parents=True)
+    second.mkdir(parents=True)
+    for f in files[:6]:
+        shutil.copy(f, first / f.name)
+    shutil.copy(files[0], second / "same-file.png")  # the same bytes under another name
+    small = cv2.resize(cv2.imread(str(files[1]), cv2.IMREAD_GRAYSCALE), (61, 61))
+    cv2.imwrite(str(second / "resized.jpeg"), small, [cv2.IMWRITE_JPEG_QUALITY, 60])
+    shutil.copy(files[-1], second / "other.png")
+    return root / "first", root / "second"
+
+
+def test_shared_images_finds_copies_under_other_names(phantom_dir, tmp_path):
+    from covid_tutorial.data.inspection import shared_images
+
+    first, second = (load_dataset(folder) for folder in _two_collections(phantom_dir, tmp_path))
+    found = shared_images(first, second)
+    assert (found.exact, found.near, found.total) == (1, 2, 3)
+    assert sorted(Path(p).name for p in found.paths) == ["resized.jpeg", "same-file.png"]
+    assert "2 of 3 images" in str(found)
+
+
+def _cue_table(root, covid_format, sizes):
+    """Four images per class; COVID-19 stored as ``covid_format``, the rest as the other format."""
+    rows = []
+    for label, size in sizes.items():
+        suffix = covid_format if label == "COVID-19" else {".png": ".jpeg", ".jpeg": ".png"}[covid_format]
+        for i in range(4):
+            path = root / label / f"{i}{suffix}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(path), np.full((size, size + i), 100 + i, np.uint8))
+            rows.append((str(path), label, f"{label}-{i}"))
+    return pd.DataFrame(rows, columns=["path", "label", "patient_id"])
+
+
+def test_property_classifier_learns_the_cue_and_fails_where_it_turns(tmp_path):
+    from sklearn.tree import DecisionTreeClassifier
+
+    from covid_tutorial.data.inspection import PropertyClassifier, _features
+
+    classes = ("COVID-19", "Normal")
+    own = _cue_table(tmp_path / "a", ".jpeg", {"COVID-19": 40, "Normal": 40})
+    turned = _cue_table(tmp_path / "b", ".png", {"COVID-19": 40, "Normal": 40})
+    baseline = PropertyClassifier.fit(own)
+    on_own = baseline.predict_proba(own, classes)
+    assert on_own.shape == (8, 2) and (on_own.argmax(1) == (own["label"] == "Normal")).all()
+    on_turned = baseline.predict_proba(turned, ("Normal", "Pneumonia", "COVID-19"))
+    assert (on_turned[:, 1] == 0).all()  # a class it never saw
+    assert ((on_turned.argmax(1) == 0) == (turned["label"] == "COVID-19")).all()  # every image the wrong way
+    reference = DecisionTreeClassifier(max_depth=4, class_weight="balanced", random_state=0)
+    features = _features(own.join(file_properties(own)))
+    reference.fit(features.to_numpy(), own["label"])
+    np.testing.assert_array_equal(baseline.tree.predict_proba(features.to_numpy()), reference.predict_proba(features.to_numpy()))

@@ -316,3 +316,11 @@ def test_phantoms_entry_matches_the_real_generator():
     assert (table.csv, table.images) == (phantoms.METADATA_FILENAME, phantoms.IMAGE_FOLDER)
     columns = {table.label_column, table.file_column, info.patient_ids.column}
     assert columns <= set(phantoms.METADATA_COLUMNS)
+
+
+def test_image_sources_name_only_classes_of_the_entry():
+    entry = reg.REGISTRY["darkcovidnet"]
+    assert entry.source_of("No_findings").startswith("NIH ChestX-ray8")
+    assert reg.REGISTRY["covid19-image-dataset"].source_of("Covid").endswith(reg.REGISTRY["covid19-image-dataset"].licence)
+    with pytest.raises(reg.RegistryError, match="image_sources"):
+        dataclasses.replace(entry, image_sources={"Lung_Opacity": "somewhere"})

@@ -121,3 +121,100 @@ def test_the_sentences_follow_the_intervals():
     assert said[0].startswith("accuracy:") and "lower, beyond both intervals" in said[0]
     assert "no clear change" in said[1]
     assert "higher, beyond both intervals" in describe_change(table, "other", "same")[0]
+
+
+# --- across collections (notebook 09): the network's scores beside the files alone
+
+
+def _fake_run(folder, table, classes):
+    """A RUN folder holding only what the cross-collection functions read: config.json and splits.csv."""
+    from covid_tutorial import __version__
+    from covid_tutorial.models import get_backbone
+    from covid_tutorial.runs import RunConfig, TrainingSettings, write_run_config
+
+    folder.mkdir(parents=True)
+    training = TrainingSettings.resolve("ci", backbone=get_backbone("mobilenetv2"), image_size=32)
+    write_run_config(folder, RunConfig(class_names=tuple(classes), backbone="MobileNetV2", image_size=32,
+                                       preprocessing="torch", training=training, data="DATA",
+                                       versions={"covid_tutorial": __version__}))
+    table.to_csv(folder / "splits.csv", index=False)
+
+
+def _cue_collection(root, covid_suffix, n=6):
+    """COVID-19 images stored as ``covid_suffix``, Normal ones as the other format: a pure file cue."""
+    import cv2
+    import pandas as pd
+
+    rows = []
+    for label in ("COVID-19", "Normal"):
+        suffix = covid_suffix if label == "COVID-19" else {".png": ".jpeg", ".jpeg": ".png"}[covid_suffix]
+        for i in range(n):
+            path = root / label / f"{i}{suffix}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(path), np.full((40, 40 + i), 90 + 5 * i, np.uint8))
+            rows.append({"path": str(path), "label": label, "patient_id": f"{root.name}-{label}-{i}"})
+    return pd.DataFrame(rows)
+
+
+def _predictions(folder, table, predicted):
+    folder.mkdir(parents=True, exist_ok=True)
+    table.assign(predicted=predicted).to_csv(folder / "predictions.csv", index=False)
+
+
+def test_files_alone_scored_on_the_images_evaluate_scored(tmp_path):
+    from covid_tutorial.explain.shortcuts import property_baseline_scores
+
+    classes = ("COVID-19", "Normal")
+    own = _cue_collection(tmp_path / "own", ".jpeg", n=8)
+    turned = _cue_collection(tmp_path / "turned", ".png")  # the cue points the other way
+    own["split"] = ["train"] * 4 + ["val"] * 2 + ["test"] * 2 + ["train"] * 4 + ["val"] * 2 + ["test"] * 2
+    _fake_run(tmp_path / "run", own, classes)
+    held_out = own[own["split"] == "test"].drop(columns="split")
+    _predictions(tmp_path / "run", held_out, held_out["label"])
+    _predictions(tmp_path / "on-turned", turned, turned["label"])
+    scores = property_baseline_scores(tmp_path / "run", {"held-out own": tmp_path / "run",
+                                                        "all of turned": tmp_path / "on-turned"}, n_bootstrap=50)
+    f1 = scores.xs("f1", level="score")["value"]
+    assert f1[("file properties", "held-out own")] == 1.0  # the cue holds on its own images
+    assert f1[("file properties", "all of turned")] == 0.0  # and sends every image of the other the wrong way
+    assert scores.loc[("file properties", "all of turned", "f1"), "images"] == len(turned)
+
+
+def _crossing_table(own_f1, other_f1, files_f1, width=0.05):
+    import pandas as pd
+
+    rows = []
+    for classifier, test_set, value in (("network", "held-out a", own_f1), ("network", "all of b", other_f1),
+                                        ("file properties", "held-out a", files_f1), ("file properties", "all of b", 0.2)):
+        rows.append({"classifier": classifier, "test_set": test_set, "score": "f1", "value": value,
+                     "ci_low": value - width, "ci_high": value + width})
+    return pd.DataFrame(rows).set_index(["classifier", "test_set", "score"])
+
+
+@pytest.mark.parametrize("own, other, files, expected", [
+    (0.8, 0.2, 0.78, ["in 2 of 2 directions", "in 2 of 2.", "say nothing about detecting COVID-19"]),
+    (0.8, 0.2, 0.4, ["in 2 of 2 directions", "in 0 of 2.", "it used more than the files"]),
+    (0.8, 0.78, 0.3, ["in 0 of 2 directions", "no direction lost its score"]),
+])
+def test_the_verdict_follows_the_intervals(own, other, files, expected):
+    from covid_tutorial.explain.shortcuts import crossing_verdict, describe_crossing
+
+    table = _crossing_table(own, other, files)
+    said = crossing_verdict({"a": table, "b": table})
+    for part in expected:
+        assert part in said
+    first = describe_crossing(table, "held-out a", "all of b")[0]
+    assert ("lower, beyond both intervals" in first) == (other + 0.05 < own - 0.05)
+
+
+def test_evaluation_scores_read_metrics_json(tmp_path):
+    import json
+
+    from covid_tutorial.explain.shortcuts import evaluation_scores
+
+    entry = {"value": 0.5, "ci_low": 0.4, "ci_high": 0.6}
+    metrics = {row: {m: entry for m in ("f1", "accuracy", "sensitivity")} for row in ("COVID-19", "macro")}
+    (tmp_path / "metrics.json").write_text(json.dumps({"metrics": metrics, "n_images": 12, "n_patients": 7}))
+    table = evaluation_scores({"some set": tmp_path})
+    assert list(table.index.get_level_values("score")) == ["f1", "accuracy", "sensitivity COVID-19"]
+    assert (table["patients"] == 7).all() and (table["value"] == 0.5).all()

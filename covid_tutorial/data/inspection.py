@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
+import dataclasses
 from collections import Counter
 from pathlib import Path
 
@@ -39,10 +40,13 @@ from .table import load_dataset
 __all__ = [
     "NEAR_DUPLICATE_BITS",
     "perceptual_hash",
+    "SharedImages",
+    "shared_images",
     "FILE_PROPERTIES",
     "CONFOUNDER_MARGIN",
     "file_properties",
     "check_confounders",
+    "PropertyClassifier",
     "confounder_warning",
     "inspect_dataset",
     "format_inspection",
@@ -73,6 +77,49 @@ def _near_pairs(hashes: np.ndarray, max_bits: int, block: int = 256) -> list[tup
         keep = rows < cols
         pairs += [(int(i), int(j), int(d)) for i, j, d in zip(rows[keep], cols[keep], distance[rows[keep] - start, cols[keep]])]
     return pairs
+
+
+@dataclasses.dataclass(frozen=True)
+class SharedImages:
+    """Images of one collection found again in another: the same file, or a near copy."""
+
+    exact: int  # images of the second collection whose bytes equal an image of the first
+    near: int  # images of the second within NEAR_DUPLICATE_BITS of one of the first (exact ones included)
+    total: int  # images of the second collection
+    paths: tuple[str, ...]  # the second collection's images that are near copies
+
+    def __str__(self) -> str:
+        return (f"{self.near} of {self.total} images are near copies of an image of the other collection "
+                f"({self.exact} identical files)")
+
+
+def _hashes(table: pd.DataFrame, progress: bool, desc: str) -> tuple[list[str], np.ndarray]:
+    digests, packed = [], []
+    for path in progress_bar(table["path"], desc=desc, enabled=progress):
+        raw = Path(path).read_bytes()
+        digests.append(hashlib.sha256(raw).hexdigest())
+        packed.append(perceptual_hash(read_image(path)))
+    return digests, np.array(packed, dtype=np.uint8).reshape(len(packed), -1)
+
+
+def shared_images(first: pd.DataFrame, second: pd.DataFrame, *, max_bits: int = NEAR_DUPLICATE_BITS,
+                  progress: bool = False) -> SharedImages:
+    """Which images of ``second`` are also in ``first`` (two dataset tables): by SHA-256 of the
+    file and by perceptual hash (:func:`perceptual_hash`, at most ``max_bits`` bits apart).
+
+    Collections built from the same public sources share images; a model tested on images it
+    was trained on, under another file name, scores what it memorised.
+    """
+    first_digests, first_hashes = _hashes(first, progress, "Hashing the first collection")
+    second_digests, second_hashes = _hashes(second, progress, "Hashing the second collection")
+    exact = sum(digest in set(first_digests) for digest in second_digests)
+    near = np.zeros(len(second_hashes), dtype=bool)
+    for start in range(0, len(second_hashes), 256):
+        chunk = second_hashes[start : start + 256]
+        distance = np.bitwise_count(chunk[:, None, :] ^ first_hashes[None, :, :]).sum(axis=-1)
+        near[start : start + len(chunk)] = (distance <= max_bits).any(axis=1)
+    paths = tuple(str(p) for p in second["path"].to_numpy()[near])
+    return SharedImages(exact=int(exact), near=int(near.sum()), total=len(second), paths=paths)
 
 
 def _pair_kind(table: pd.DataFrame, i: int, j: int) -> str:
@@ -245,9 +292,7 @@ def check_confounders(
     """
     if max_patients_per_class is not None:
         table = _some_patients_per_class(table, max_patients_per_class, seed)
-    if not set(FILE_PROPERTIES) <= set(table.columns):
-        found = file_properties(table, progress=progress)
-        table = table.drop(columns=list(FILE_PROPERTIES), errors="ignore").join(found)
+    table = _with_file_properties(table, progress)
     measured = table.dropna(subset=[n for n in FILE_PROPERTIES if n != "format"])
     labels = measured["label"].astype(str).to_numpy()
     classes = sorted(set(labels))
@@ -319,6 +364,50 @@ def check_confounders(
         },
     )
     return result
+
+
+@dataclasses.dataclass(frozen=True)
+class PropertyClassifier:
+    """The confounder check's classifier, fitted once to keep: it sees only the files.
+
+    The same decision tree as :func:`check_confounders` (depth 4, classes weighted
+    equally) on the same :data:`FILE_PROPERTIES`, fitted on one table and applied to any
+    other, so that a shortcut in the files can be scored like a network: on held-out
+    images of its own collection and on another collection. A format the training table
+    never had counts as none of the formats it had.
+    """
+
+    tree: DecisionTreeClassifier
+    columns: tuple[str, ...]
+
+    @classmethod
+    def fit(cls, table: pd.DataFrame, *, seed: int = 0, progress: bool = False) -> "PropertyClassifier":
+        """Fit on a dataset table (``path``, ``label``; file properties are read if absent)."""
+        measured = _with_file_properties(table, progress)
+        features = _features(measured)
+        tree = DecisionTreeClassifier(max_depth=4, class_weight="balanced", random_state=seed)
+        tree.fit(features.to_numpy(), measured["label"].astype(str).to_numpy())
+        return cls(tree, tuple(features.columns))
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.tree.classes_)
+
+    def predict_proba(self, table: pd.DataFrame, class_names, *, progress: bool = False) -> np.ndarray:
+        """Probabilities (images, ``class_names``) in that order; a class it never saw gets 0."""
+        features = _features(_with_file_properties(table, progress)).reindex(columns=list(self.columns), fill_value=0.0)
+        found = self.tree.predict_proba(features.fillna(0.0).to_numpy())
+        out = np.zeros((len(table), len(class_names)))
+        for column, name in enumerate(self.classes):
+            if name in class_names:
+                out[:, list(class_names).index(name)] = found[:, column]
+        return out
+
+
+def _with_file_properties(table: pd.DataFrame, progress: bool) -> pd.DataFrame:
+    if set(FILE_PROPERTIES) <= set(table.columns):
+        return table
+    return table.drop(columns=list(FILE_PROPERTIES), errors="ignore").join(file_properties(table, progress=progress))
 
 
 def _some_patients_per_class(table: pd.DataFrame, count: int, seed: int) -> pd.DataFrame:

@@ -181,10 +181,14 @@ class DatasetInfo:
     documented_size: str | None = None  # image counts as documented, with the source
     manual_steps: str | None = None  # for "manual" and "generate"
     inner_archives: tuple[str, ...] = ()  # glob patterns of archives inside the archive
+    # class as the collection names it -> where its images come from and under what licence,
+    # for collections whose classes come from different sources (shown beside each image)
+    image_sources: Mapping[str, str] = dataclasses.field(default_factory=dict, hash=False)
     notes: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "classes", types.MappingProxyType(dict(self.classes)))
+        object.__setattr__(self, "image_sources", types.MappingProxyType(dict(self.image_sources)))
         for name in ("provenance", "split_folders", "inner_archives"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         _raise_problems(self.name, _problems(self))
@@ -209,6 +213,10 @@ class DatasetInfo:
         if self.method == "generate":
             return "generate: covid-tutorial phantoms --out DIR"
         return "manual: see the steps"
+
+    def source_of(self, source_label: str) -> str:
+        """Where images of this class (as the collection names it) come from and their licence."""
+        return self.image_sources.get(source_label, f"{self.title}; licence: {self.licence}")
 
     def class_map_text(self) -> str:
         """``source -> label`` pairs, excluded classes marked as such."""
@@ -279,6 +287,8 @@ def _problems(info: DatasetInfo) -> list[tuple[str, str]]:
     problems.need(info.layout in LAYOUTS, "layout", _one_of(info.layout, LAYOUTS))
     problems.need(info.provenance, "provenance", "must name where the facts were read")
     problems.need(info.classes, "classes", "must not be empty")
+    strays = sorted(set(info.image_sources) - set(info.classes))
+    problems.need(not strays, "image_sources", f"names classes the entry does not have: {strays}")
     allowed = set(CLASS_NAMES) | {NON_COVID_LABEL, None}
     for source, label in info.classes.items():
         problems.need(

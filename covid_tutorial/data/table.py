@@ -603,7 +603,7 @@ def _resolve_source(source, collection) -> tuple[Path, DatasetInfo | None]:
     path = Path(source)
     if path.exists():
         return path, info
-    named = _registry_entry(str(source)) if isinstance(source, str) else None
+    named = _registry_entry(str(source)) if len(path.parts) == 1 else None  # a name, not a path
     if named is None:
         raise DataError(
             f"{source}: no such file or folder. Check the path, or give a collection name "

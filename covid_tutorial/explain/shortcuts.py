@@ -9,10 +9,16 @@ over patients, or the Wilson interval over them where every resample agrees (a h
 recall of 0 or 1, docs/intervals.md). :func:`mask_outside_box`
 and :func:`write_masked_dataset` remove everything outside the lung box, the fix the
 notebook measures.
+
+Across collections (notebook 09): :func:`evaluation_scores` reads the scores of
+``covid-tutorial evaluate`` folders, :func:`property_baseline_scores` scores a classifier
+that sees only the files on exactly the same images, and :func:`describe_crossing` says
+what the two give, in sentences that follow the intervals.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import warnings
 from pathlib import Path
@@ -21,8 +27,9 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from ..data import read_image, to_model_input
+from ..data import PropertyClassifier, read_image, to_model_input
 from ..metrics import classification_metrics, patient_bootstrap
+from ..runs import read_run_config, read_splits
 from ..system import refuse_output_inside
 from .quality import energy_inside, pointing_game, probability_function
 
@@ -36,6 +43,11 @@ __all__ = [
     "describe_pointing",
     "describe_change",
     "write_masked_dataset",
+    "CROSSING_SCORES",
+    "evaluation_scores",
+    "property_baseline_scores",
+    "describe_crossing",
+    "crossing_verdict",
 ]
 
 
@@ -210,3 +222,110 @@ def write_masked_dataset(source, out, box, fill: int = 0) -> Path:
         cv2.imwrite(str(out / (folder or "images") / name), masked)
     metadata.to_csv(out / "metadata.csv", index=False, lineterminator="\n")
     return out
+
+
+# ---------------------------------------------------------------- across collections (notebook 09)
+
+#: The scores compared across collections, as (row, metric) of ``metrics.json``.
+CROSSING_SCORES = (("macro", "f1"), ("macro", "accuracy"), ("COVID-19", "sensitivity"))
+
+
+def _score_rows(metrics: dict, scores, **columns) -> list[dict]:
+    return [{"score": metric if row == "macro" else f"{metric} {row}", **metrics[row][metric], **columns}
+            for row, metric in scores]
+
+
+def evaluation_scores(folders: dict, scores=CROSSING_SCORES, *, classifier: str = "network") -> pd.DataFrame:
+    """The ``scores`` of ``covid-tutorial evaluate`` output folders (``{test set: folder}``), one
+    row per (classifier, test set, score): ``value``, ``ci_low``, ``ci_high`` (95%, over patients),
+    ``images`` and ``patients``. Macro scores are named by their metric ("f1"), the others
+    "metric class" ("sensitivity COVID-19")."""
+    rows = []
+    for name, folder in folders.items():
+        found = json.loads((Path(folder) / "metrics.json").read_text())
+        rows += _score_rows(found["metrics"], scores, classifier=classifier, test_set=name,
+                            images=found["n_images"], patients=found["n_patients"])
+    return pd.DataFrame(rows).set_index(["classifier", "test_set", "score"])
+
+
+def property_baseline_scores(run, folders: dict, scores=CROSSING_SCORES, *, n_bootstrap: int = 1000,
+                             seed: int = 0) -> pd.DataFrame:
+    """A :class:`~covid_tutorial.data.PropertyClassifier` fitted on the RUN's training and
+    validation images (its ``splits.csv``), scored on exactly the images each ``evaluate``
+    folder scored (its ``predictions.csv``), with the same bootstrap over patients. Rows as in
+    :func:`evaluation_scores`, classifier "file properties"."""
+    splits = read_splits(run)
+    if splits is None:
+        raise ValueError(f"{run}: no splits.csv, so the images the RUN learned from are unknown.")
+    class_names = list(read_run_config(run).class_names)
+    baseline = PropertyClassifier.fit(splits[splits["split"].isin(["train", "val"])], seed=seed)
+    rows = []
+    for name, folder in folders.items():
+        scored = pd.read_csv(Path(folder) / "predictions.csv", dtype={"patient_id": str}, keep_default_na=False)
+        truth = scored["label"].map(class_names.index).to_numpy()
+        table = classification_metrics(truth, baseline.predict_proba(scored, class_names), class_names,
+                                       scored["patient_id"].to_numpy(), n_bootstrap=n_bootstrap, seed=seed)
+        found = {row: {metric: part.set_index("metric").loc[metric, ["value", "ci_low", "ci_high"]].to_dict()
+                       for metric in part["metric"]} for row, part in table.groupby("class")}
+        rows += _score_rows(found, scores, classifier="file properties", test_set=name,
+                            images=len(scored), patients=table.attrs["n_patients"])
+    return pd.DataFrame(rows).set_index(["classifier", "test_set", "score"])
+
+
+def _named(score: str) -> str:
+    """How a score of :data:`CROSSING_SCORES` reads in a sentence: the macro ones say so."""
+    return f"macro {score.replace('f1', 'F1')}" if " " not in score else score
+
+
+def _apart(first, second) -> str:
+    if second["ci_high"] < first["ci_low"]:
+        return "lower, beyond both intervals"
+    if second["ci_low"] > first["ci_high"]:
+        return "higher, beyond both intervals"
+    return "no clear difference (the intervals overlap)"
+
+
+def describe_crossing(table: pd.DataFrame, own: str, other: str, score: str = "f1", digits: int = 2) -> list[str]:
+    """Three sentences on one direction of a cross-collection table (:func:`evaluation_scores`
+    and :func:`property_baseline_scores` concatenated): the network from its own held-out
+    images (``own``) to the other collection (``other``); then the file-property classifier
+    against the network on each of the two."""
+    net_own, net_other = table.loc[("network", own, score)], table.loc[("network", other, score)]
+    files_own, files_other = table.loc[("file properties", own, score)], table.loc[("file properties", other, score)]
+    return [
+        f"network, {_named(score)}: {_interval(net_own, digits)} on {own}, {_interval(net_other, digits)} on {other}: "
+        f"{_apart(net_own, net_other)}",
+        f"file properties alone on {own}: {_interval(files_own, digits)}, against the network's "
+        f"{_interval(net_own, digits)}: {_apart(net_own, files_own)}",
+        f"file properties alone on {other}: {_interval(files_other, digits)}, against the network's "
+        f"{_interval(net_other, digits)}: {_apart(net_other, files_other)}",
+    ]
+
+
+def crossing_verdict(crossing: dict, score: str = "f1") -> str:
+    """What both directions of a cross-collection experiment support, in two sentences that
+    follow the intervals. ``crossing`` maps the collection trained on to its table
+    (:func:`evaluation_scores` and :func:`property_baseline_scores` concatenated, test sets
+    named "held-out NAME" and "all of OTHER")."""
+    fell, reached = [], []
+    for name, table in crossing.items():
+        own_name, other_name = (t for t in dict.fromkeys(table.index.get_level_values("test_set")))
+        own, away = table.loc[("network", own_name, score)], table.loc[("network", other_name, score)]
+        files = table.loc[("file properties", own_name, score)]
+        fell.append(bool(away["ci_high"] < own["ci_low"]))
+        reached.append(bool(files["ci_high"] >= own["ci_low"]))
+    counted = (f"The network's {_named(score)} on the other collection fell below its score on its own held-out images, "
+               f"beyond both intervals, in {sum(fell)} of {len(fell)} directions; the files alone reached the "
+               f"network's interval on its own held-out images in {sum(reached)} of {len(reached)}.")
+    if all(fell) and all(reached):
+        meaning = ("So the internal scores say nothing about detecting COVID-19: what the files alone reach needs no "
+                   "lungs, and what the network learned did not carry to another source.")
+    elif all(fell):
+        meaning = ("So the internal scores did not carry to another source; where the files alone fall short of the "
+                   "network, it used more than the files, from the lungs or from cues in the pixels the files do not show.")
+    elif not any(fell):
+        meaning = ("So no direction lost its score beyond the intervals: either the network learned something that "
+                   "carries, or its internal score was already low (compare it with the files alone above).")
+    else:
+        meaning = "The two directions disagree: read each above before trusting either internal score."
+    return f"{counted} {meaning}"

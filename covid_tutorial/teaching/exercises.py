@@ -1,6 +1,6 @@
 """Self-checks for the notebooks' exercises, in the style of Kaggle Learn.
 
-An exercise cell of notebooks 01-08 ends with ``check("04.9", answer)``, which says one of
+An exercise cell of notebooks 01-09 ends with ``check("04.9", answer)``, which says one of
 three things: correct; incorrect, with what is off; or not yet attempted (the starter
 value, ``None`` or a function that still raises ``NotImplementedError``, is untouched).
 ``hint("04.9")`` and ``solution("04.9")`` show the texts of ``exercises.toml``, where the
@@ -22,7 +22,7 @@ from importlib import resources
 
 import keras
 import numpy as np
-from sklearn.metrics import recall_score, roc_curve
+from sklearn.metrics import cohen_kappa_score, f1_score, recall_score, roc_curve
 from sklearn.utils.class_weight import compute_class_weight
 
 from ..errors import CourseError
@@ -203,6 +203,14 @@ def _mask(value, length: int, what: str) -> np.ndarray:
     if array.shape != (length,) or not np.isin(array, [0, 1]).all():
         raise _Wrong(f"{what} should be one True or False per item ({length} values); yours is {array!r:.80}")
     return array.astype(bool)
+
+
+def _answers(truth: np.ndarray, confusions, rng) -> np.ndarray:
+    """``truth`` with each (true class, answer, rate) applied: that share of the class answered wrongly."""
+    answers = truth.copy()
+    for true_class, answer, rate in confusions:
+        answers[(truth == true_class) & (rng.random(len(truth)) < rate)] = answer
+    return answers
 
 
 def _listed(values) -> str:
@@ -655,18 +663,10 @@ def _mask_outside(answer) -> None:
 def _recall_drop(answer) -> None:
     rng = np.random.default_rng(11)
     classes = np.array(["COVID-19", "Normal", "Pneumonia"])
-
-    def predictions(truth, confusions):
-        guess = truth.copy()
-        for true_class, predicted_class, rate in confusions:
-            flip = (truth == true_class) & (rng.random(len(truth)) < rate)
-            guess[flip] = predicted_class
-        return guess
-
     source_true = rng.choice(classes, size=90)
     shifted_true = rng.choice(classes, size=60)
-    source_pred = predictions(source_true, [("Pneumonia", "Normal", 0.1)])
-    shifted_pred = predictions(shifted_true, [("Normal", "COVID-19", 0.6), ("COVID-19", "Normal", 0.2)])
+    source_pred = _answers(source_true, [("Pneumonia", "Normal", 0.1)], rng)
+    shifted_pred = _answers(shifted_true, [("Normal", "COVID-19", 0.6), ("COVID-19", "Normal", 0.2)], rng)
     description = "the course's three classes"
     yours = _call(answer, description, source_true, source_pred, shifted_true, shifted_pred)
     if not isinstance(yours, Mapping) and not hasattr(yours, "to_dict"):
@@ -684,3 +684,46 @@ def _recall_drop(answer) -> None:
                 f"for {name} you give a drop of {drop:.3f}; scikit-learn's recall_score gives {before:.3f} on the "
                 f"source test split and {after:.3f} on the shifted collection{sign}"
             )
+
+
+# ---------------------------------------------------------------- 09 real radiographs
+
+
+@_checks("09.4")
+def _macro_f1_lost(answer) -> None:
+    rng = np.random.default_rng(12)
+    classes = ["COVID-19", "Normal", "Pneumonia"]
+    own_true = rng.choice(classes, size=80)
+    other_true = rng.choice(["COVID-19", "Normal"], size=60)  # the other collection lacks a class
+    own_pred = _answers(own_true, [("Pneumonia", "Normal", 0.2)], rng)
+    other_pred = _answers(other_true, [("Normal", "COVID-19", 0.7), ("COVID-19", "Normal", 0.3)], rng)
+    description = "the course's three classes, on a second collection without Pneumonia"
+    yours = _number(_call(answer, description, classes, own_true, own_pred, other_true, other_pred), "the F1 lost")
+    own = f1_score(own_true, own_pred, labels=classes, average="macro", zero_division=0)
+    other = f1_score(other_true, other_pred, labels=classes, average="macro", zero_division=0)
+    if not np.isclose(yours, own - other):
+        if np.isclose(yours, other - own):
+            raise _Wrong("the loss is the held-out score minus the other collection's, not the reverse")
+        present = sorted(set(other_true) | set(other_pred))
+        only_present = own - f1_score(other_true, other_pred, labels=present, average="macro", zero_division=0)
+        why = ": average over all of `classes`, also one the other collection lacks" if np.isclose(yours, only_present) else ""
+        raise _Wrong(
+            f"for {description} you give {yours:.3f}; scikit-learn's f1_score (average='macro') gives {own:.3f} on the "
+            f"held-out images and {other:.3f} on the other collection, a loss of {own - other:.3f}{why}"
+        )
+
+
+@_checks("09.5")
+def _agreement_beyond_chance(answer) -> None:
+    rng = np.random.default_rng(13)
+    truth = rng.choice(["COVID-19", "Normal", "Pneumonia"], size=90, p=[0.6, 0.2, 0.2])
+    network = _answers(truth, [("Normal", "COVID-19", 0.5)], rng)
+    for name, second in (("a classifier that mostly agrees", _answers(network, [("Pneumonia", "Normal", 0.2)], rng)),
+                         ("one that always says COVID-19", np.full(len(truth), "COVID-19"))):
+        description = f"the network's answers and those of {name}"
+        yours = _number(_call(answer, description, network, second), "the agreement")
+        expected = cohen_kappa_score(network, second)
+        if not np.isclose(yours, expected):
+            raw = np.mean(network == second)
+            why = ": that is the raw share of equal answers, before the correction for chance" if np.isclose(yours, raw) else ""
+            raise _Wrong(f"for {description} you give {yours:.3f}; scikit-learn's cohen_kappa_score gives {expected:.3f}{why}")
