@@ -8,15 +8,19 @@
     python3 tasks.py student OUT        # the student edition (no solutions) into OUT
     python3 tasks.py publish [URL]      # name where the course is published; rewrite badges and setup cells
     python3 tasks.py test-colab         # the unit tests in an environment with Colab's versions
+    python3 tasks.py assignments OUT    # graded assignments (Otter-Grader) from the self-checked exercises
+    python3 tasks.py release            # tag vX.Y.Z once the suite, the site and the student edition pass
 
 Setup means: a virtual environment in .venv with the package and its dev and site extras
-installed from pyproject.toml, and ipywidgets 7.7 in .venv/ipywidgets7 for the tests that
-check the widgets on Colab's version; it is redone only when pyproject.toml changes.
+installed from pyproject.toml (its dev, site and teach extras), ipywidgets 7.7 in .venv/ipywidgets7 for the tests that
+check the widgets on Colab's version, and cffconvert in .venv/cffconvert for the test that
+validates CITATION.cff; it is redone only when pyproject.toml changes.
 `test-colab` builds a second one, .venv-colab, with the versions in colab/constraints.txt.
 Needs nothing but Python 3.11 to 3.13 and network access to PyPI the first time.
 
-`notebooks`, `student`, `publish` and `site` run, from the repository root, the modules
-tools.run_notebooks (execute), tools.student_edition, tools.publish and book.build_site.
+`notebooks`, `student`, `publish`, `assignments`, `release` and `site` run, from the repository root,
+the modules tools.run_notebooks (execute), tools.student_edition, tools.publish, tools.assignments,
+tools.release and book.build_site.
 The other maintenance commands in tools/ run the same way with .venv's python:
 `.venv/bin/python -m tools.run_notebooks measure`, `-m tools.binder_memory`, `-m tools.profile_cells`.
 
@@ -45,13 +49,17 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 # (widgetsnbextension and jupyterlab_widgets only hold the browser side).
 IPYWIDGETS_7 = VENV / "ipywidgets7"
 IPYWIDGETS_7_PACKAGES = ["ipywidgets==7.7.*", "ipython_genutils==0.2.*"]
+# cffconvert, the Citation File Format's own validator, with its dependencies in a folder of its
+# own: it pins jsonschema below 4, which Jupyter outgrew. tests/test_release.py runs it from there.
+CFFCONVERT = VENV / "cffconvert"
+CFFCONVERT_PACKAGES = ["cffconvert==2.0.*"]
 COLAB_VENV = ROOT / ".venv-colab"
 COLAB_CONSTRAINTS = ROOT / "colab" / "constraints.txt"
 STUDENT_EDITION = ROOT / "build" / "student"
 # The whole suite runs on one worker per core (at most 4: each holds TensorFlow and a kernel),
 # a test file or notebook whole in one worker, so a notebook's cells share their kernel.
 PARALLEL = ["--numprocesses=auto", "--maxprocesses=4", "--dist=loadfile"]
-COMMANDS = ("demo", "test", "notebooks", "site", "student", "publish", "test-colab")
+COMMANDS = ("demo", "test", "notebooks", "site", "student", "publish", "assignments", "release", "test-colab")
 
 
 def _python(venv_dir: Path) -> Path:
@@ -69,12 +77,13 @@ def ensure_environment() -> Path:
         venv.create(VENV, with_pip=True)
     stamp = VENV / ".covid-tutorial-installed"
     digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
-    if not stamp.exists() or stamp.read_text() != digest or not IPYWIDGETS_7.is_dir():
+    if not stamp.exists() or stamp.read_text() != digest or not IPYWIDGETS_7.is_dir() or not CFFCONVERT.is_dir():
         print("Installing covid-tutorial and its dependencies (first time: a few minutes)", flush=True)
         pip = _pip(python)
         subprocess.run([*pip, "--upgrade", "pip"], check=True)
-        subprocess.run([*pip, "-e", f"{ROOT}[dev,site]"], check=True)
+        subprocess.run([*pip, "-e", f"{ROOT}[dev,site,teach]"], check=True)
         subprocess.run([*pip, "--upgrade", "--no-deps", "--target", str(IPYWIDGETS_7), *IPYWIDGETS_7_PACKAGES], check=True)
+        subprocess.run([*pip, "--upgrade", "--target", str(CFFCONVERT), *CFFCONVERT_PACKAGES], check=True)
         stamp.write_text(digest)
     return python
 
@@ -95,7 +104,7 @@ def ensure_colab_environment() -> Path:
     subprocess.run([*pip, "--no-deps", "-e", str(ROOT)], check=True)  # the setup cell's two steps
     subprocess.run([str(python), "-m", "covid_tutorial.colab"], check=True)
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    subprocess.run([*pip, *constraints, *extras["dev"], *extras["site"]], check=True)  # the test tools
+    subprocess.run([*pip, *constraints, *extras["dev"], *extras["site"], *extras["teach"]], check=True)  # the test tools
     stamp.write_text(digest)
     return python
 
@@ -151,6 +160,10 @@ def main(argv: list[str]) -> int:
         cmd = _module(python, "book.build_site", *rest)
     elif command == "student":
         cmd = _module(python, "tools.student_edition", *rest)
+    elif command == "release":
+        cmd = _module(python, "tools.release", *rest)
+    elif command == "assignments":
+        cmd = _module(python, "tools.assignments", *rest)
     else:  # publish
         cmd = _module(python, "tools.publish", *rest)
     return subprocess.run(cmd, cwd=ROOT, env=env).returncode

@@ -11,12 +11,14 @@ from docutils import nodes
 from sphinx import addnodes
 
 from book.build_site import ROOT, read_layout, read_published
+from tools.publish import course_version
 
 LAYOUT = read_layout()
 PUBLISHED = read_published()
 
 project = LAYOUT.title
-html_title = LAYOUT.title
+version = release = course_version(ROOT)  # the package's, as in CITATION.cff and the notebooks
+html_title = f"{LAYOUT.title} ({version})"
 language = "en"
 root_doc = str(Path(LAYOUT.landing).with_suffix("").as_posix())
 html_show_copyright = False
@@ -34,7 +36,16 @@ nb_mime_priority_overrides = [("html", "application/vnd.jupyter.widget-view+json
 html_theme = "sphinx_book_theme"
 html_favicon = "_static/favicon.svg"  # without one, browsers ask for /favicon.ico and get a 404
 html_context = {"default_mode": "auto"}  # unset, the theme logs "Got invalid theme mode" on a first visit
-html_theme_options = {"use_download_button": True, "use_fullscreen_button": False}
+html_theme_options = {
+    "use_download_button": True,
+    "use_fullscreen_button": False,
+    # every page's footer: the version and the licences (LICENSE-CONTENT.md says what each covers)
+    "extra_footer": (
+        f"<p>covid_tutorial {version}. Text, notebooks and figures: CC BY 4.0; code: MIT "
+        "(LICENSE-CONTENT.md and LICENSE in the repository). Images of real collections keep their "
+        "publishers' licences, which the course's do not cover. Teaching material only: not for clinical use.</p>"
+    ),
+}
 if PUBLISHED.repository:  # the repository button and the Colab and Binder launch buttons
     html_theme_options |= {
         "repository_url": PUBLISHED.repository,

@@ -196,10 +196,21 @@ def test_summary_exercises_and_solutions_out_of_sight(nb_path):
     if link:
         assert (NOTEBOOKS_DIR / "solutions" / link.group(1)).is_file(), f"missing solutions/{link.group(1)}"
     else:
-        last = nb.cells[-1]
+        last = nb.cells[-2]  # the cell before the footer
         assert last.cell_type == "markdown" and "<details>" in last.source, (
-            "solutions go in a collapsed <details> block in the last cell, or in notebooks/solutions/NN_*.md"
+            "solutions go in a collapsed <details> block in the last cell before the footer, or in "
+            "notebooks/solutions/NN_*.md"
         )
+
+
+def test_the_last_cell_is_the_footer_with_the_version_and_the_licences(nb_path):
+    from tools import publish
+
+    last = _read(nb_path).cells[-1]
+    assert last.cell_type == "markdown" and last.source == publish.footer_source(publish.course_version()), (
+        "the last cell is the footer that `python3 tasks.py publish` writes"
+    )
+    assert "CC BY 4.0" in last.source and "MIT" in last.source and "not cover" in last.source
 
 
 def test_not_for_clinical_use_wherever_a_model_is_trained(nb_path):

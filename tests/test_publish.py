@@ -39,6 +39,8 @@ def course_copy(tmp_path):
     shutil.copy(ROOT / "notebooks" / "README.md", tmp_path / "notebooks")
     for name in ("README.md", "course.toml"):
         shutil.copy(ROOT / name, tmp_path)
+    (tmp_path / "covid_tutorial").mkdir()
+    shutil.copy(ROOT / "covid_tutorial" / "__init__.py", tmp_path / "covid_tutorial")  # the version
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
     subprocess.run(["git", "remote", "add", "origin", "git@github.com:example-account/covid_tutorial.git"], cwd=tmp_path, check=True)
     return tmp_path

@@ -423,6 +423,7 @@ def _mini_course(root: Path, repository: str) -> None:
     (root / "course.toml").write_text(f'[published]\nrepository = "{repository}"\nref = "v1"\n')
     (root / "covid_tutorial" / "data").mkdir(parents=True)
     (root / "covid_tutorial" / "data" / "registry.toml").write_text("")
+    (root / "covid_tutorial" / "__init__.py").write_text('__version__ = "9.9.9"\n')  # the site shows it
     (root / "tasks.py").write_text("")
     (root / "README.md").write_text(
         "# Mini\n\nSee [the tasks](tasks.py), the [package](covid_tutorial/) and [lesson 01](notebooks/01_a.ipynb).\n"
@@ -474,3 +475,14 @@ def test_build_reports_a_broken_link_and_fails(tmp_path):
     build = _build_site(tmp_path, tmp_path / "out")
     assert build.returncode == 1
     assert "docs/missing.md" in build.stderr and build.stderr.strip().splitlines()[-1].startswith("error: ")
+
+
+def test_every_page_states_the_version_and_the_licences(walk):
+    from tools.publish import course_version
+
+    version = course_version(ROOT)
+    footer = f"covid_tutorial {version}. Text, notebooks and figures: CC BY 4.0; code: MIT"
+    missing = [path for path in sorted(_content_pages()) if footer not in (walk.html_dir / path).read_text(encoding="utf-8")]
+    assert not missing, f"pages without the footer of version {version} and the licences: {missing}"
+    assert f"({version})" in (walk.html_dir / "README.html").read_text(encoding="utf-8"), "the site title carries the version"
+    assert "LICENSE-CONTENT.html" in walk.pages and "CHANGELOG.html" in walk.pages

@@ -8,8 +8,9 @@
 
 It writes course.toml, then regenerates from it: the launch block of every notebook's
 header and of the README files (Colab and Binder badges, links to the neighbouring
-notebooks on Colab), and every notebook's setup cell, whose Colab branch installs the
-package from the published repository at the published ref. Until a place is published,
+notebooks on Colab; in a notebook also the course's version), every notebook's setup cell,
+whose Colab branch installs the package from the published repository at the published ref,
+and every notebook's last cell, the footer with the version and the licences. Until a place is published,
 no badge is shown (it would open a page that does not exist) and the setup cell says so
 on Colab in one sentence.
 """
@@ -33,6 +34,7 @@ NOTEBOOKS_DIR = ROOT / "notebooks"
 COURSE_FILE = ROOT / "course.toml"
 README_FILES = (ROOT / "README.md", NOTEBOOKS_DIR / "README.md")
 LAUNCH = Markers.named("launch")  # the badges' block in every notebook's header and in the READMEs
+FOOTER = Markers.named("licence")  # every notebook's last cell: version and licences
 GITHUB = re.compile(
     r"^(?:https://github\.com/|git@github\.com:|ssh://git@github\.com/)"
     r"(?P<owner>[A-Za-z0-9](?:[A-Za-z0-9-]{0,38}))/(?P<name>[A-Za-z0-9._-]+?)(?:\.git)?/?$"
@@ -52,6 +54,14 @@ if "google.colab" in sys.modules:  # Colab: install the course and what Colab la
 from covid_tutorial.profiles import start_lesson
 profile = start_lesson()  # TensorFlow without its log, figures inline, the versions; COVID_TUTORIAL_PROFILE
 import keras, tensorflow as tf, numpy as np, pandas as pd, matplotlib.pyplot as plt'''
+
+FOOTER_TEXT = (
+    "---\n\n*covid_tutorial {version}. The text, notebooks and figures of this course are licensed under "
+    "CC BY 4.0, its code under the MIT licence ([LICENSE-CONTENT.md](../LICENSE-CONTENT.md) says which covers "
+    "what); cite it as `CITATION.cff` says. Images of real collections shown here keep their publishers' "
+    "licences ([docs/datasets.md](../docs/datasets.md)), which the course's licences do not cover. "
+    "Teaching material only: not for clinical use.*"
+)
 
 COLAB_INSTALL = '''\
     %pip install -q --no-deps "covid-tutorial @ git+{repository}@{ref}"
@@ -134,6 +144,16 @@ def origin_repository(root: Path = ROOT) -> str:
     return github_repository(result.stdout.strip())
 
 
+def course_version(root: Path = ROOT) -> str:
+    """The package's ``__version__``, read as text (importing the package is not needed)."""
+    text = (root / "covid_tutorial" / "__init__.py").read_text(encoding="utf-8")
+    return re.search(r'^__version__ = "([^"]+)"', text, re.MULTILINE).group(1)
+
+
+def version_line(version: str) -> str:
+    return f"*Course version {version}.*"
+
+
 def notebook_names(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[str]:
     return sorted(p.name for p in notebooks_dir.glob("[0-9][0-9]_*.ipynb"))
 
@@ -143,9 +163,9 @@ def _launch(lines: list[str]) -> str:
     return "".join(f"\n{line}" for line in lines) + "\n"
 
 
-def notebook_launch_block(place: Place, notebook: str, names: list[str]) -> str:
+def notebook_launch_block(place: Place, notebook: str, names: list[str], version: str) -> str:
     if not place.published:
-        return _launch([NOT_PUBLISHED])
+        return _launch([NOT_PUBLISHED, version_line(version)])
     lines = [
         f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({place.colab_url(notebook)})",
         f"[![Launch Binder](https://mybinder.org/badge_logo.svg)]({place.binder_url(notebook)})",
@@ -158,7 +178,7 @@ def notebook_launch_block(place: Place, notebook: str, names: list[str]) -> str:
         links.append(f"[next notebook]({place.colab_url(names[index + 1])})")
     links.append(f"[the course README]({place.file_url('README.md')})")
     lines.append("On Colab: " + " · ".join(links))
-    return _launch(lines)
+    return _launch([*lines, version_line(version)])
 
 
 def readme_launch_block(place: Place, names: list[str]) -> str:
@@ -183,16 +203,30 @@ def _replace_launch(text: str, block: str, where: Path) -> str:
         raise PublishError(f"{where}: no {LAUNCH} block to rewrite") from None
 
 
+def footer_source(version: str) -> str:
+    return f"{FOOTER.start}\n{FOOTER_TEXT.format(version=version)}\n{FOOTER.end}"
+
+
+def _with_footer(nb, version: str) -> None:
+    """The notebook's last cell is the footer: rewritten where it is, added where it is missing."""
+    if nb.cells and nb.cells[-1].cell_type == "markdown" and nb.cells[-1].source.startswith(FOOTER.start):
+        nb.cells[-1].source = footer_source(version)
+    else:
+        nb.cells.append(nbformat.v4.new_markdown_cell(footer_source(version), id="licence-footer"))
+
+
 def generated_files(place: Place, root: Path = ROOT) -> dict[Path, str]:
     """Every file publish writes, as it should read for ``place`` (path -> new text)."""
     notebooks_dir = root / "notebooks"
     names = notebook_names(notebooks_dir)
+    version = course_version(root)
     out = {}
     for name in names:
         path = notebooks_dir / name
         nb = nbformat.read(path, as_version=4)
         header = nb.cells[0]
-        header.source = _replace_launch(header.source, notebook_launch_block(place, name, names), path)
+        header.source = _replace_launch(header.source, notebook_launch_block(place, name, names, version), path)
+        _with_footer(nb, version)
         setup = next(cell for cell in nb.cells if cell.cell_type == "code")
         setup.source = setup_cell_source(place)
         out[path] = nbformat.writes(nb) + "\n"
