@@ -505,3 +505,12 @@ def test_refusals_write_nothing(course, tmp_path, where, reason, capsys):
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and error[0].startswith("error: OUT ") and str(out.resolve()) in error[0]
     assert reason in error[0] and _files(tmp_path) == before
+
+
+def test_teachers_page_class_time_table_is_the_notebooks_and_the_readme():
+    expected = student_edition.class_time_table((ROOT / "README.md").read_text(encoding="utf-8"))
+    assert _teachers_page_table(student_edition.CLASS_TIME_MARKERS) == expected, (
+        "regenerate it: python -m tools.student_edition --teachers-table"
+    )
+    first = expected.splitlines()[3]
+    assert first.startswith("| 00_welcome |") and first.endswith(" min |")

@@ -34,6 +34,7 @@ from tools.run_notebooks import README_MARKERS as BUDGET_MARKERS
 REPOSITORY = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPOSITORY / "notebooks"
 TEACHERS_PAGE = REPOSITORY / "docs" / "teachers.md"
+INSTRUCTOR_NOTES = REPOSITORY / "docs" / "instructor-notes.md"  # holds the class-time table too
 NOTEBOOK_NAME = re.compile(r"\d\d_[a-z0-9_]+\.ipynb")
 # Paths relative to the notebooks folder, copied when present: nbval's conftest and
 # sanitizer, the two READMEs, the data's README, and the GPU results notebook 05 reads.
@@ -43,6 +44,11 @@ NOT_COPIED = {".venv", "build", "dist", "runs", "cache", "__pycache__", ".ipynb_
 EXERCISE_TAG = "exercise"
 MARKER_FILE = ".student-edition"  # marks a folder this script wrote, and may replace
 TEACHERS_MARKERS = Markers.named("teachers-time")
+CLASS_TIME_MARKERS = Markers.named("teachers-class-time")
+#: The rules behind the class-time table: words of lesson prose read per minute (technical text,
+#: read with the code beside it), and minutes per exercise of each kind.
+READING_WORDS_PER_MINUTE = 120
+MINUTES_PER_SELF_CHECKED, MINUTES_PER_WRITTEN, MINUTES_PER_CHECK = 10, 15, 2
 EXERCISES_MARKERS = Markers.named("teachers-exercises")
 EXERCISES_TOML = REPOSITORY / "covid_tutorial" / "teaching" / "exercises.toml"
 
@@ -353,16 +359,52 @@ def teachers_exercise_table(notebooks: Path = NOTEBOOKS, exercises: Path = EXERC
     return "\n" + markdown_table(columns, rows) + "\n"
 
 
+def _lesson_words(notebook) -> int:
+    """Words of the lesson prose: the markdown up to `## Solutions`, header included."""
+    text = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "markdown")
+    return len(re.split(r"^## Solutions\b", text, flags=re.M)[0].split())
+
+
+def class_time_table(readme: str, notebooks: Path = NOTEBOOKS, exercises: Path = EXERCISES_TOML) -> str:
+    """Minutes of class per notebook: reading (its prose at READING_WORDS_PER_MINUTE), running (the
+    README's `cpu` wall time), the checks for understanding and the exercises (MINUTES_PER_...)."""
+    records = table_rows(read_block(readme, BUDGET_MARKERS), BUDGET_COLUMNS)
+    cpu = {record["notebook"]: parse_duration(record["wall time"]) for record in records if record["profile"] == "cpu"}
+    checked = tomllib.loads(exercises.read_text(encoding="utf-8"))["exercises"]
+    columns = ["notebook", "reading", "running (`cpu`)", "checks for understanding", "exercises", "in all"]
+    rows = []
+    for path in sorted(p for p in notebooks.iterdir() if NOTEBOOK_NAME.fullmatch(p.name)):
+        notebook = _read_notebook(path)
+        number = path.name[:2]
+        self_checked = sum(key.split(".")[0] == number for key in checked)
+        items = len(re.findall(r"^(\d+)\. ", _exercises_section(notebook), re.M))
+        checks = sum("**Check your understanding.**" in cell.source for cell in notebook.cells)
+        minutes = [round(_lesson_words(notebook) / READING_WORDS_PER_MINUTE), round(cpu.get(path.name, 0) / 60 + 0.49),
+                   checks * MINUTES_PER_CHECK,
+                   self_checked * MINUTES_PER_SELF_CHECKED + (items - self_checked) * MINUTES_PER_WRITTEN]
+        rows.append([path.stem, *(f"{m} min" for m in minutes), f"{sum(minutes)} min"])
+    return "\n" + markdown_table(columns, rows) + "\n"
+
+
 def rewrite_teachers_tables(page: Path = TEACHERS_PAGE, readme: Path = REPOSITORY / "README.md") -> None:
-    """Rewrite the generated tables of the teachers' page: time per notebook, and exercises."""
+    """Rewrite the generated tables of the teachers' page: time per notebook, class time, exercises."""
     text = page.read_text(encoding="utf-8")
-    for markers, table in ((TEACHERS_MARKERS, teachers_time_table(readme.read_text(encoding="utf-8"))),
+    readme_text = readme.read_text(encoding="utf-8")
+    for markers, table in ((TEACHERS_MARKERS, teachers_time_table(readme_text)),
+                           (CLASS_TIME_MARKERS, class_time_table(readme_text)),
                            (EXERCISES_MARKERS, teachers_exercise_table())):
         try:
             text = replace_block(text, markers, table)
         except MissingBlock:
             raise _missing_markers(str(page), markers) from None
     page.write_text(text, encoding="utf-8")
+    if page == TEACHERS_PAGE:
+        notes = INSTRUCTOR_NOTES.read_text(encoding="utf-8")
+        try:
+            notes = replace_block(notes, CLASS_TIME_MARKERS, class_time_table(readme_text))
+        except MissingBlock:
+            raise _missing_markers(str(INSTRUCTOR_NOTES), CLASS_TIME_MARKERS) from None
+        INSTRUCTOR_NOTES.write_text(notes, encoding="utf-8")
 
 
 # --- command line ---------------------------------------------------------------------------
