@@ -410,6 +410,11 @@ def _add_evaluate_command(commands) -> None:
         "--bootstrap-rounds", type=int, metavar="N",
         help="resamples of the test patients for each 95%% CI (default: the RUN's profile)",
     )  # fmt: skip
+    evaluate.add_argument(
+        "--by", action="append", default=[], metavar="COLUMN",
+        help="audit the scores per group of this metadata column (sex, age, view, hospital...): each group's "
+        "metrics with 95%% CIs and the gap between the best and the worst; repeat for several columns",
+    )  # fmt: skip
 
 
 def cmd_evaluate(args) -> int:
@@ -421,8 +426,36 @@ def cmd_evaluate(args) -> int:
         image_dir=args.images,
         out=args.out,
         n_bootstrap=args.bootstrap_rounds,
+        by=args.by,
         **_reading(args),
     )
+    print(f"Next: covid-tutorial card {args.run}   (a model card and a reporting checklist from the RUN)")
+    return 0
+
+
+def _add_card_command(commands) -> None:
+    card = _add_command(
+        commands, "card", cmd_card,
+        help="write a model card and a reporting checklist (CLAIM 2024, TRIPOD+AI) for a RUN",
+        description="Read the RUN folder (its configuration, split, calibration, confounder check and every "
+        "evaluation in it or its sub-folders) and write model_card.md and .json, and reporting_checklist.md "
+        "and .json: each checklist item the RUN can answer is answered with the file that shows it; every other "
+        "item stays open for the author.",
+    )  # fmt: skip
+    card.add_argument("run", type=Path, metavar="RUN", help="a folder written by covid-tutorial train")
+    card.add_argument("--out", type=Path, metavar="DIR", help="where to write the files (default: RUN)")
+
+
+def cmd_card(args) -> int:
+    from .card import write_model_card
+
+    card = write_model_card(args.run, args.out)
+    out = args.out or args.run
+    checklist = card.checklist()
+    answered = ", ".join(f"{g['name']} {sum(i['status'] != 'open: for the author' for i in g['items'])} of "
+                         f"{len(g['items'])} items" for g in checklist.values())
+    print(f"Wrote model_card.md, model_card.json, reporting_checklist.md and reporting_checklist.json to {out}")
+    print(f"Answered from the RUN: {answered}; the others are open for the author.")
     return 0
 
 
@@ -868,6 +901,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_download_command,
         _add_train_command,
         _add_evaluate_command,
+        _add_card_command,
         _add_predict_command,
         _add_explain_command,
         _add_bench_command,

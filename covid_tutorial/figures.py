@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from sklearn.metrics import RocCurveDisplay
 
 from . import NOT_FOR_CLINICAL_USE
+from .decisions import AUDIT_METRICS
 from .metrics import (
     reliability_table,
     threshold_sweep,
@@ -49,6 +50,11 @@ __all__ = [
     "add_heatmap_colorbar",
     "overlay_heatmap",
     "plot_pareto",
+    "plot_decision_curve",
+    "plot_calibration_change",
+    "plot_risk_coverage",
+    "plot_subgroup_audit",
+    "save_decision_figures",
 ]
 
 
@@ -511,5 +517,105 @@ def save_evaluation_figures(folder, evaluation, class_names) -> None:
         "precision_recall": plot_precision_recall_curves(y_true, probabilities, class_names),
         "reliability": plot_reliability_diagram(y_true, probabilities),
     }
+    for name, fig in plots.items():
+        figure_to_png(fig, folder / f"{name}.png")
+
+
+# ---------------------------------------------------------------- from scores to decisions
+
+
+def plot_decision_curve(curve) -> Figure:
+    """Net benefit of the model's decision across threshold probabilities, with its 95% band
+    over patients, beside treating everyone and no one (a :class:`~covid_tutorial.decisions.DecisionCurve`);
+    the range where the model helps by its whole band is shaded."""
+    table = curve.table
+    fig = Figure(figsize=(6.4, 4.2))
+    ax = fig.subplots()
+    ax.fill_between(table["threshold"], table["ci_low"], table["ci_high"], color="tab:blue", alpha=0.25,
+                    label="model, 95% interval over patients")
+    ax.plot(table["threshold"], table["model"], color="tab:blue", lw=2, label="model")
+    ax.plot(table["threshold"], table["treat_all"], color="black", ls="--", label=f"test everyone as {curve.positive}")
+    ax.plot(table["threshold"], table["treat_none"], color="grey", ls=":", lw=2, label="test no one")
+    useful = curve.useful_range()
+    if useful is not None:
+        ax.axvspan(*useful, color="tab:green", alpha=0.12, label="model helps (whole interval above both)")
+    top = max(curve.prevalence, float(np.nanmax(table["ci_high"])))
+    ax.set(xlabel=f"threshold probability of {curve.positive}", ylabel="net benefit (true positives per case)",
+           xlim=(0, 1), ylim=(-0.05, top + 0.05),
+           title=f"Decision curve: {curve.n_images} images of {curve.n_patients} patients")
+    ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_calibration_change(y_true, uncalibrated, calibrated, temperature: float, n_bins: int = 10) -> Figure:
+    """Reliability of the predicted class before and after temperature scaling, side by side."""
+    fig = Figure(figsize=(8.4, 3.8))
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, probabilities, name in zip(axes, (uncalibrated, calibrated), ("model's own", f"temperature {temperature:.2f}")):
+        table = reliability_table(y_true, probabilities, n_bins=n_bins)
+        centres = (table["bin_low"] + table["bin_high"]) / 2
+        ax.bar(centres, table["observed"].fillna(0), width=0.9 / n_bins, color="tab:blue", alpha=0.7, label="accuracy in the bin")
+        ax.plot([0, 1], [0, 1], ls="--", color="grey", label="perfect calibration")
+        ax.set(title=f"{name}: ECE {table.attrs['ece']:.3f}", xlabel="confidence of the predicted class", xlim=(0, 1),
+               ylim=(0, 1.02))
+    axes[0].set_ylabel("accuracy")
+    axes[0].legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def plot_risk_coverage(*referrals) -> Figure:
+    """Risk (1 - accuracy) of the cases the model keeps against the share it keeps, one line per
+    source of uncertainty (:class:`~covid_tutorial.decisions.RiskCoverage`), with the chosen coverages marked."""
+    fig = Figure(figsize=(6.0, 4.0))
+    ax = fig.subplots()
+    for referral in referrals:
+        ax.plot(referral.curve["coverage"], referral.curve["risk"],
+                label=f"{referral.uncertainty} (area {referral.aurc:.3f})")
+        table = referral.table
+        ax.errorbar(table["coverage"], 1 - table["accuracy"],
+                    yerr=[table["accuracy_high"] - table["accuracy"], table["accuracy"] - table["accuracy_low"]],
+                    fmt="o", capsize=3, color=ax.lines[-1].get_color())
+    ax.set(xlabel="coverage (share of cases the model answers)", ylabel="risk (error rate on the cases kept)",
+           xlim=(0, 1.02), ylim=(0, None), title="Referral: answer the confident cases, refer the rest")
+    ax.legend(fontsize=8, title="uncertainty", title_fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_subgroup_audit(audit) -> Figure:
+    """Each group's scores with 95% intervals over patients (a :class:`~covid_tutorial.decisions.SubgroupAudit`)."""
+    names = {"accuracy": "accuracy", "macro_f1": "macro F1", "sensitivity": f"{audit.positive} sensitivity"}
+    table = audit.table
+    fig = Figure(figsize=(3.2 * len(AUDIT_METRICS), 0.5 * len(table) + 1.6))
+    axes = fig.subplots(1, len(AUDIT_METRICS), sharey=True)
+    rows = np.arange(len(table))
+    for ax, metric in zip(axes, AUDIT_METRICS):
+        values = table[metric].to_numpy(float)
+        errors = [values - table[f"{metric}_low"].to_numpy(float), table[f"{metric}_high"].to_numpy(float) - values]
+        ax.errorbar(values, rows, xerr=errors, fmt="o", capsize=3, color="tab:blue")
+        ax.set(xlim=(0, 1.02), xlabel=names[metric], title=names[metric] + (" (audited)" if metric == audit.metric else ""))
+    labels = [f"{g} ({n} patients)" for g, n in zip(table["group"], table["patients"])]
+    axes[0].set_yticks(rows, labels)
+    axes[0].set_ylabel(audit.column)
+    axes[0].invert_yaxis()
+    fig.suptitle(f"Audit by {audit.column}: gap {audit.gap[0]:.3f} [{audit.gap[1]:.3f}, {audit.gap[2]:.3f}]", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def save_decision_figures(folder, report, evaluation, class_names) -> None:
+    """The figures of a :class:`~covid_tutorial.decisions.DecisionReport` as PNG files in ``folder``:
+    decision_curve, risk_coverage, calibration (before and after, when the RUN has a temperature)
+    and subgroups_<column>."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    plots = {"decision_curve": plot_decision_curve(report.curve), "risk_coverage": plot_risk_coverage(report.referral)}
+    if report.calibration is not None:
+        plots["calibration"] = plot_calibration_change(evaluation.y_true, evaluation.uncalibrated,
+                                                       evaluation.probabilities, report.calibration.temperature)
+    for audit in report.audits:
+        plots[f"subgroups_{audit.column}"] = plot_subgroup_audit(audit)
     for name, fig in plots.items():
         figure_to_png(fig, folder / f"{name}.png")

@@ -44,6 +44,7 @@ __all__ = [
     "classification_metrics",
     "patient_counts",
     "patient_bootstrap",
+    "wilson_where_degenerate",
     "metrics_wide",
     "summarize_folds",
     "metrics_to_json",
@@ -91,7 +92,7 @@ def patient_counts(y_true, y_pred, n_classes: int, groups=None) -> np.ndarray:
     return counts
 
 
-def _wilson_where_degenerate(point, low, high, counts, confidence: float):
+def wilson_where_degenerate(point, low, high, counts, confidence: float = 0.95):
     """Replace each interval of zero width by the Wilson interval of its score over
     ``counts`` patients; returns the new bounds and a mask of the replaced cells."""
     degenerate = np.isfinite(point) & np.isclose(low, high) & (counts > 0)
@@ -167,7 +168,7 @@ def classification_metrics(
         len(y_true), groups, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed, shape=point.shape,
     )
     counts = patient_counts(y_true, y_prob.argmax(axis=1), n_classes, groups)
-    low, high, wilson = _wilson_where_degenerate(point, low, high, counts, confidence)
+    low, high, wilson = wilson_where_degenerate(point, low, high, counts, confidence)
     records = []
     for r, name in enumerate([*class_names, "macro"]):
         for c, metric in enumerate(METRIC_NAMES):
@@ -470,7 +471,7 @@ def summarize_results(results: pd.DataFrame, confidence: float = 0.95) -> pd.Dat
     summary["wilson"] = False
     for low, high in (("ci_low", "ci_high"), ("ci_low_corrected", "ci_high_corrected")):
         bounds = summary[[low, high]].to_numpy(float)
-        new_low, new_high, replaced = _wilson_where_degenerate(
+        new_low, new_high, replaced = wilson_where_degenerate(
             summary[["mean"]].to_numpy(float), bounds[:, :1], bounds[:, 1:], np.floor(counts.to_numpy(float))[:, None],
             confidence)  # fmt: skip
         summary[low], summary[high] = new_low[:, 0], new_high[:, 0]

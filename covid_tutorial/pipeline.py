@@ -38,6 +38,7 @@ from .data import (
     splits,
     to_model_input,
 )
+from .decisions import TemperatureScaling, decision_report
 from .errors import CourseError, DataError, RunError
 from .explain import (
     GradCAM,
@@ -57,6 +58,7 @@ from .figures import (
     plot_image_grid,
     plot_roc_curves,
     plot_training_curves,
+    save_decision_figures,
     save_evaluation_figures,
     write_html_report,
 )
@@ -77,6 +79,8 @@ from .runs import (
     read_run_config,
     read_splits,
     trained_or_validated_digests,
+    write_calibration,
+    write_confounder_check,
     write_evaluation,
     write_run_config,
     write_splits,
@@ -153,6 +157,8 @@ def _write_evaluation(out, evaluation: Evaluation, class_names, extra: dict) -> 
     """The evaluation's files (:func:`covid_tutorial.runs.write_evaluation`) and its figures."""
     write_evaluation(out, evaluation, class_names, extra)
     save_evaluation_figures(Path(out) / "figures", evaluation, class_names)
+    if evaluation.decisions is not None:
+        save_decision_figures(Path(out) / "figures", evaluation.decisions, evaluation, class_names)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -254,7 +260,8 @@ def _prepare_table(out: Path, data: Path, settings: TrainingSettings, image_dir,
     _say(f"Loading {data}", progress)
     table = load_dataset(data, image_dir, **reading)
     task = table.attrs.get("classes", CLASS_NAMES)  # the task's classes, in output order
-    shortcut = confounder_warning(check_confounders(table, max_patients_per_class=200, progress=False))
+    check = check_confounders(table, max_patients_per_class=200, progress=False)
+    shortcut = confounder_warning(check)
     if shortcut:
         print(shortcut, flush=True)
     seed = settings.seed
@@ -267,6 +274,7 @@ def _prepare_table(out: Path, data: Path, settings: TrainingSettings, image_dir,
         check_same_split(out, table)
     else:
         write_splits(out, table)
+        write_confounder_check(out, check)
     if progress:
         print(table.groupby(["split", "label"]).size().unstack(fill_value=0).to_string(), flush=True)
     return _PreparedRun(out, data, settings, table, images, class_names)
@@ -377,14 +385,16 @@ def _finish(run: _PreparedRun, config: RunConfig, model, history: pd.DataFrame, 
     if isinstance(trainable, (int, np.integer)):
         trainable = {str(history["stage"].iloc[0]): int(trainable)}
     config = dataclasses.replace(config, status="complete", trainable_parameters=trainable, epochs_trained=len(history))
+    scaling = _fit_temperature(run, model, progress)
     write_run_config(out, config)
     shutil.rmtree(out / "checkpoint", ignore_errors=True)  # a finished run has nothing to resume
-    result = {"model": model, "table": run.table, "images": run.images, "history": history, "config": config}
+    result = {"model": model, "table": run.table, "images": run.images, "history": history, "config": config,
+              "calibration": scaling}
     if evaluate:
         _say("Evaluating on held-out patients", progress)
         evaluation = evaluate_split(
             model, run.images, run.table, run.class_names, n_bootstrap=run.settings.bootstrap_rounds,
-            seed=run.settings.seed,
+            seed=run.settings.seed, calibration=scaling,
         )  # fmt: skip
         _write_evaluation(out, evaluation, run.class_names, {"data": str(run.data), "scored": "the RUN's test split"})
         result["evaluation"] = evaluation
@@ -394,13 +404,37 @@ def _finish(run: _PreparedRun, config: RunConfig, model, history: pd.DataFrame, 
     return result
 
 
-def score_predictions(probabilities, images, table, class_names, *, n_bootstrap=1000, seed=0) -> Evaluation:
+def _fit_temperature(run: _PreparedRun, model, progress: bool) -> TemperatureScaling | None:
+    """Temperature scaling fitted on the validation patients, written to calibration.json."""
+    val = run.rows("val")
+    if not val.any():
+        return None
+    probabilities = predict_probabilities(model, run.images[val], batch_size=8)
+    y_val = [run.class_names.index(label) for label in run.table.loc[val, "label"]]
+    scaling = TemperatureScaling.fit(y_val, probabilities, run.table.loc[val, "patient_id"].to_numpy())
+    write_calibration(run.out, scaling)
+    _say(f"Calibration: {scaling}", progress)
+    return scaling
+
+
+def score_predictions(probabilities, images, table, class_names, *, n_bootstrap=1000, seed=0,
+                      calibration: TemperatureScaling | None = None, by=()) -> Evaluation:
     """An :class:`~covid_tutorial.runs.Evaluation`: metrics with bootstrap CIs over the patients
-    of ``table``, the confusion matrix, and the inputs kept beside them for figures and galleries."""
+    of ``table``, the confusion matrix, the inputs kept beside them for figures and galleries,
+    and what the scores mean for decisions (:func:`~covid_tutorial.decisions.decision_report`,
+    auditing the columns of ``table`` named in ``by``). ``probabilities`` are the model's own;
+    with ``calibration`` (the RUN's temperature) the scores are of the calibrated ones."""
     y_true = np.array([class_names.index(label) for label in table["label"]])
+    uncalibrated = probabilities if calibration is not None else None
+    probabilities = calibration.apply(probabilities) if calibration is not None else probabilities
+    patients = table["patient_id"].to_numpy()
     metrics = classification_metrics(
-        y_true, probabilities, class_names, groups=table["patient_id"], n_bootstrap=n_bootstrap, seed=seed
+        y_true, probabilities, class_names, groups=patients, n_bootstrap=n_bootstrap, seed=seed
     )
+    decisions = decision_report(
+        y_true, probabilities, class_names, patients, uncalibrated=uncalibrated, scaling=calibration,
+        metadata=table.reset_index(drop=True), by=by, n_bootstrap=n_bootstrap, seed=seed,
+    )  # fmt: skip
     return Evaluation(
         metrics=metrics,
         confusion=confusion_matrix(y_true, probabilities.argmax(1), labels=range(len(class_names))),
@@ -408,17 +442,21 @@ def score_predictions(probabilities, images, table, class_names, *, n_bootstrap=
         probabilities=probabilities,
         images=images,
         table=table,
+        uncalibrated=uncalibrated,
+        decisions=decisions,
     )
 
 
 def evaluate_split(
-    model, images, table, class_names, *, split="test", n_bootstrap=1000, seed=0, batch_size=8
+    model, images, table, class_names, *, split="test", n_bootstrap=1000, seed=0, batch_size=8,
+    calibration: TemperatureScaling | None = None, by=(),
 ) -> Evaluation:
     """Predict one split and score it with bootstrap CIs over patients. Small batches keep
     the memory low (a 224-px ResNet50 batch of 32 needs a few hundred MB more than one of 8)."""
     rows = (table["split"] == split).to_numpy()
     probabilities = predict_probabilities(model, images[rows], batch_size=batch_size)
-    return score_predictions(probabilities, images[rows], table[rows], class_names, n_bootstrap=n_bootstrap, seed=seed)
+    return score_predictions(probabilities, images[rows], table[rows], class_names, n_bootstrap=n_bootstrap, seed=seed,
+                             calibration=calibration, by=by)
 
 
 def evaluate_run(
@@ -432,8 +470,9 @@ def evaluate_run(
     out=None,
     n_bootstrap: int | None = None,
     seed: int = 0,
+    by=(),
     progress: bool = True,
-) -> dict:
+) -> Evaluation:
     """Score a trained RUN on ``data`` (any dataset the loader reads) and write the results.
 
     Images the RUN was trained or validated on (same file content, whatever their name)
@@ -441,7 +480,9 @@ def evaluate_run(
     Writes :func:`covid_tutorial.runs.write_evaluation` and the figures into ``out`` (default: the RUN folder). Labels are read
     into the RUN's task (its classes) with the RUN's label map unless ``label_map`` is given;
     a class of the task that ``data`` lacks is reported as absent and left out of the
-    macro averages.
+    macro averages. The RUN's temperature (calibration.json), when it has one, is applied to
+    the probabilities; the decision curve, calibration, referral table and, for each column
+    named in ``by``, a subgroup audit are written beside the metrics.
     """
 
     loaded = run if isinstance(run, LoadedRun) else load_run(run)
@@ -469,16 +510,24 @@ def evaluate_run(
     if used.any():
         _say(f"Left out {int(used.sum())} image(s) the RUN was trained or validated on; scoring the other "
              f"{int((~used).sum())} (held-out patients).", progress)
+    missing = [column for column in by if column not in table.columns]
+    if missing:  # said before the images are read, not after
+        have = [c for c in table.columns if c not in ("path", "label", "mask_path", "sha1")]
+        raise DataError(f"{data}: no column {', '.join(map(repr, missing))} to audit by (--by); these data have "
+                        f"{', '.join(have)}")
     images, table = load_images(table[~used], loaded.image_size, progress=progress)
     table = table.reset_index(drop=True)
     probabilities = Predictor(loaded.model, class_names, loaded.image_size).predict_arrays(images)
     rounds = n_bootstrap if n_bootstrap is not None else loaded.config.training.bootstrap_rounds
-    evaluation = score_predictions(probabilities, images, table, class_names, n_bootstrap=rounds, seed=seed)
+    evaluation = score_predictions(probabilities, images, table, class_names, n_bootstrap=rounds, seed=seed,
+                                   calibration=loaded.calibration, by=by)
     scored = "held-out images of the RUN's own data" if used.any() else "all images (not used in training)"
     _write_evaluation(out, evaluation, class_names, {"data": str(data), "scored": scored, "left_out": int(used.sum())})
     if progress:
         print(evaluation, flush=True)
-    _say(f"Wrote metrics.json, metrics.csv, predictions.csv and figures/ to {out.resolve()}", progress)
+        print(evaluation.decisions, flush=True)
+    _say(f"Wrote metrics.json, metrics.csv, predictions.csv, decisions.json and its tables, and figures/ to "
+         f"{out.resolve()}", progress)
     return evaluation
 
 

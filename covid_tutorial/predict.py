@@ -116,6 +116,7 @@ class Predictor:
         self.batch_size = int(batch_size)
         self.fold = fold
         self.jit_compile = gpu_available() if jit_compile is None else bool(jit_compile)
+        self.calibration = None  # a RUN's TemperatureScaling (from_run), applied by predict_files
         self._call = self._compile()
 
     @classmethod
@@ -125,6 +126,7 @@ class Predictor:
         loaded = run if isinstance(run, LoadedRun) else load_run(run)
         predictor = cls(loaded.model, loaded.class_names, loaded.image_size, **options)
         predictor.run = loaded
+        predictor.calibration = loaded.calibration
         return predictor
 
     def _compile(self):
@@ -165,9 +167,12 @@ class Predictor:
         return np.stack(images) if images else np.zeros((0, self.image_size, self.image_size), np.uint8)
 
     def predict_files(self, paths) -> pd.DataFrame:
-        """One row per file: ``image``, ``predicted`` and one probability column per class."""
+        """One row per file: ``image``, ``predicted`` and one probability column per class; the
+        probabilities after the RUN's temperature scaling when it has one (``calibration``)."""
         paths = [str(p) for p in paths]
         probabilities = self.predict_arrays(self.load_files(paths))
+        if self.calibration is not None:
+            probabilities = self.calibration.apply(probabilities)
         table = pd.DataFrame({"image": paths})
         table["predicted"] = [self.class_names[k] for k in probabilities.argmax(axis=1)]
         for k, name in enumerate(self.class_names):

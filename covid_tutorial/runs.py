@@ -8,8 +8,15 @@ A RUN folder describes itself:
 - ``splits.csv``: every image with its label, patient, split and content digest (SHA-1),
   so that ``evaluate`` can leave out what the RUN trained or validated on;
 - ``history.csv``: one row per epoch;
+- ``confounders.json``: the confounder check of the training data (can file properties
+  alone tell the classes apart?), which ``train`` runs before it splits;
+- ``calibration.json``: the temperature fitted on the validation patients after training
+  (:class:`~covid_tutorial.decisions.TemperatureScaling`), which ``predict`` and ``evaluate``
+  apply to the model's probabilities;
 - after evaluation (an :class:`Evaluation`): ``metrics.json``, ``metrics.csv``,
-  ``predictions.csv`` and ``figures/``;
+  ``predictions.csv``, ``figures/`` and what the scores mean for decisions
+  (``decisions.json``, ``decision_curve.csv``, ``calibration.csv``, ``risk_coverage.csv``,
+  ``subgroups_<column>.csv``);
 - while training runs: ``checkpoint/``, what ``--resume`` needs.
 
 This module reads and writes those files and nothing else; :mod:`covid_tutorial.pipeline`
@@ -27,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
+from .decisions import DecisionReport, TemperatureScaling
 from .errors import RunError
 from .metrics import metrics_to_json, metrics_wide
 from .models import CUSTOM_LAYERS
@@ -48,6 +56,15 @@ __all__ = [
     "trained_or_validated_digests",
     "Evaluation",
     "write_evaluation",
+    "CALIBRATION_FILE",
+    "write_calibration",
+    "read_calibration",
+    "write_decisions",
+    "CONFIG_FILE",
+    "SPLITS_FILE",
+    "CONFOUNDERS_FILE",
+    "write_confounder_check",
+    "read_confounder_check",
 ]
 
 RUN_FORMAT = 1  # bump when the layout or the meaning of a RUN folder changes
@@ -55,6 +72,8 @@ CONFIG_FILE = "config.json"
 MODEL_FILE = "model.keras"
 SPLITS_FILE = "splits.csv"
 CHECKPOINT_FOLDER = "checkpoint"
+CALIBRATION_FILE = "calibration.json"
+CONFOUNDERS_FILE = "confounders.json"
 INPUT_DESCRIPTION = "raw RGB in 0..255 (grayscale repeated over 3 channels); scaling is inside the model"
 RESIZE_DESCRIPTION = "pad to square with black, then resize (cv2.INTER_AREA)"
 
@@ -205,6 +224,41 @@ class LoadedRun:
     def image_size(self) -> int:
         return int(self.config.image_size)
 
+    @property
+    def calibration(self) -> TemperatureScaling | None:
+        """The temperature fitted after training (None for a RUN made before it was)."""
+        return read_calibration(self.folder)
+
+
+def write_calibration(run, scaling: TemperatureScaling) -> Path:
+    path = Path(run) / CALIBRATION_FILE
+    write_json(path, scaling.to_json())
+    return path
+
+
+def write_confounder_check(run, check: dict | None) -> None:
+    """``confounders.json``: what :func:`covid_tutorial.data.check_confounders` found (or
+    ``{"checked": false}`` where the data could not be checked)."""
+    write_json(Path(run) / CONFOUNDERS_FILE, check if check is not None else {"checked": False})
+
+
+def read_confounder_check(run) -> dict | None:
+    """The RUN's confounder check, or None for a RUN trained before it was recorded."""
+    path = Path(run) / CONFOUNDERS_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def read_calibration(run) -> TemperatureScaling | None:
+    """The RUN's :class:`~covid_tutorial.decisions.TemperatureScaling`, or None if it has none."""
+    path = Path(run) / CALIBRATION_FILE
+    if not path.is_file():
+        return None
+    try:
+        return TemperatureScaling.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, TypeError) as err:
+        raise RunError(f"{path}: unreadable ({err}); delete it to use the model's own probabilities, "
+                       "or train the run again") from None
+
 
 def load_run(run) -> LoadedRun:
     """Load a RUN folder made by ``covid-tutorial train``, checking that it is complete, was
@@ -263,6 +317,8 @@ class Evaluation:
     probabilities: np.ndarray  # (images, classes)
     images: np.ndarray | None  # the images scored (None where only predictions were kept)
     table: pd.DataFrame  # one row per image: path, label, patient_id, ...
+    uncalibrated: np.ndarray | None = None  # the model's own probabilities, where the RUN's temperature was applied
+    decisions: DecisionReport | None = None  # decision curve, calibration, referral, subgroup audits
 
     def __str__(self) -> str:
         attrs = self.metrics.attrs
@@ -288,5 +344,25 @@ def write_evaluation(out, evaluation: Evaluation, class_names, extra: dict | Non
     predictions["predicted"] = [class_names[k] for k in probabilities.argmax(1)]
     for k, name in enumerate(class_names):
         predictions[f"p_{name}"] = probabilities[:, k]
+    if evaluation.uncalibrated is not None:
+        for k, name in enumerate(class_names):
+            predictions[f"p_{name}_uncalibrated"] = evaluation.uncalibrated[:, k]
     predictions.to_csv(out / "predictions.csv", index=False)
+    if evaluation.decisions is not None:
+        write_decisions(out, evaluation.decisions)
     return summary
+
+
+def write_decisions(out, report: DecisionReport) -> None:
+    """``decisions.json`` (each part's figures and verdict) and one CSV per table:
+    decision_curve.csv, risk_coverage.csv (and risk_coverage_curve.csv), calibration.csv,
+    subgroups_<column>.csv."""
+    out = Path(out)
+    write_json(out / "decisions.json", report.to_json())
+    report.curve.table.to_csv(out / "decision_curve.csv", index=False)
+    report.referral.table.to_csv(out / "risk_coverage.csv", index=False)
+    report.referral.curve.to_csv(out / "risk_coverage_curve.csv", index=False)
+    if report.calibration is not None:
+        report.calibration.to_frame().to_csv(out / "calibration.csv", index=False)
+    for audit in report.audits:
+        audit.table.to_csv(out / f"subgroups_{audit.column}.csv", index=False)

@@ -380,7 +380,7 @@ def _load_metadata(csv_path: Path, images: Path | None, rules: _CsvRules, views,
         paths = pd.Series([resolve(r) for _, r in table.iterrows()], index=table.index, dtype=object)
     out = pd.DataFrame({"path": paths.to_numpy(), "source_label": table[label_col].str.strip().to_numpy()})
     out["patient_id"] = table[patient_col].astype(str).str.strip().to_numpy() if patient_col is not None else None
-    for extra in ("view", "modality", "offset", "sex", "age"):
+    for extra in ("view", "modality", "offset", "sex", "age", "hospital"):
         col = _pick_column(table.columns, (extra,))
         if col is not None:
             out[extra] = table[col].to_numpy()
