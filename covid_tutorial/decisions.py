@@ -128,7 +128,7 @@ class DecisionCurve:
                            "by its whole interval: on these data it is not shown to help any decision.")
         return head + (f"\nThe model does more good than testing everyone or no one, by the whole of its interval, "
                        f"for threshold probabilities from {where[0]:.2f} to {where[1]:.2f}: for a reader who would "
-                       f"accept between {_odds(where[0])} and {_odds(where[1])} needless tests per case found.")
+                       f"accept between {_odds(where[1])} and {_odds(where[0])} needless tests per case found.")
 
 
 def _odds(threshold: float) -> str:
@@ -254,10 +254,13 @@ class CalibrationChange:
         else:
             verdict = "changes the calibration error by less than these data can tell apart from none"
         b, a = self.ece_before, self.ece_after
+        biased = any(e[0] < e[1] for e in (b, a))
+        note = (" (The ECE is biased upward on few images, so resampled values can all lie above the value itself.)"
+                if biased else "")
         return (f"ECE before {b[0]:.3f} [{b[1]:.3f}, {b[2]:.3f}], after {a[0]:.3f} [{a[1]:.3f}, {a[2]:.3f}] "
                 f"(temperature {self.temperature:.3f}; {self.n_images} images of {self.n_patients} patients, 95% "
                 f"intervals over patients); change {value:+.3f} [{low:+.3f}, {high:+.3f}]: scaling {verdict}. "
-                f"Macro ROC AUC {self.auc_before:.4f} before and {self.auc_after:.4f} after.")
+                f"Macro ROC AUC {self.auc_before:.4f} before and {self.auc_after:.4f} after.{note}")
 
 
 def calibration_change(y_true, raw_probabilities, scaling: TemperatureScaling, class_names, groups=None, *,

@@ -38,6 +38,7 @@ from .data import (
     splits,
     to_model_input,
 )
+from .card import write_model_card
 from .decisions import TemperatureScaling, decision_report
 from .errors import CourseError, DataError, RunError
 from .explain import (
@@ -54,8 +55,11 @@ from .figures import (
     draw_mask_outline,
     figure_to_png,
     overlay_heatmap,
+    plot_calibration_change,
     plot_confusion_matrix,
+    plot_decision_curve,
     plot_image_grid,
+    plot_risk_coverage,
     plot_roc_curves,
     plot_training_curves,
     save_decision_figures,
@@ -573,7 +577,12 @@ def run_demo(out="runs/demo", profile=None, *, progress: bool = True) -> Path:
         "roc_curves": plot_roc_curves(evaluation.y_true, evaluation.probabilities, class_names),
         "training_curves": plot_training_curves(run["history"]),
         "gradcam_grid": plot_image_grid(overlays, titles, columns=len(class_names), size=3.0),
+        "decision_curve": plot_decision_curve(evaluation.decisions.curve),
+        "risk_coverage": plot_risk_coverage(evaluation.decisions.referral),
     }
+    if evaluation.uncalibrated is not None:
+        plots["calibration"] = plot_calibration_change(evaluation.y_true, evaluation.uncalibrated,
+                                                       evaluation.probabilities, run["calibration"].temperature)
     for name in ("training_curves", "gradcam_grid"):
         figure_to_png(plots[name], out / "figures" / f"{name}.png")
     split_counts = run["table"].groupby(["split", "label"])["patient_id"].agg(["nunique", "size"])
@@ -594,13 +603,18 @@ def run_demo(out="runs/demo", profile=None, *, progress: bool = True) -> Path:
             ("ROC curves", plots["roc_curves"]),
             ("Training curves", plots["training_curves"]),
             (f"Grad-CAM of the predicted class (layer {layer})", plots["gradcam_grid"]),
+            ("Decision curve: " + str(evaluation.decisions.curve).split("\n", 1)[1], plots["decision_curve"]),
+            *([("Calibration: " + str(evaluation.decisions.calibration), plots["calibration"])] if "calibration" in plots else []),
+            ("Referral of the least confident cases", plots["risk_coverage"]),
+            ("Referral at fixed coverage", evaluation.decisions.referral.table),
             ("Configuration", settings),
         ],
     )
+    write_model_card(out)
     macro_f1 = metrics.set_index(["class", "metric"]).loc[("macro", "f1")]
     _say(f"Macro F1 on held-out patients: {macro_f1['value']:.3f} "
          f"[{macro_f1['ci_low']:.3f}, {macro_f1['ci_high']:.3f}]", progress)
-    _say(f"Report: {report.resolve()}", progress)
+    _say(f"Report: {report.resolve()}; model card and reporting checklist: {(out / 'model_card.md').resolve()}", progress)
     return report
 
 

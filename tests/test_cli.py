@@ -282,9 +282,16 @@ def test_demo_ci_profile_learns_and_writes_its_report(tmp_path):
     assert macro_f1["ci_high"] - macro_f1["ci_low"] > 0.05, "the phantoms are too easy to tell anything"
     assert np.array(metrics["confusion_matrix"]).sum() == metrics["n_images"]
     report = (out / "report.html").read_text()
-    for section in ["Metrics on", "Confusion matrix", "ROC curves", "Training curves", "Grad-CAM", "not for clinical use"]:
+    for section in ["Metrics on", "Confusion matrix", "ROC curves", "Training curves", "Grad-CAM", "not for clinical use",
+                    "Decision curve", "Calibration: ECE before", "Referral at fixed coverage"]:
         assert section in report
-    assert report.count("data:image/png;base64,") == 4
+    assert report.count("data:image/png;base64,") == 7
+    for written in ("decision_curve.csv", "calibration.csv", "risk_coverage.csv", "calibration.json", "confounders.json"):
+        assert (out / written).is_file(), written
+    card = (out / "model_card.md").read_text()
+    assert "# Model card: ResNet50 for COVID-19, Normal, Pneumonia" in card and "## Known shortcuts" in card
+    checklist = json.loads((out / "reporting_checklist.json").read_text())
+    assert {"claim", "tripod_ai"} == set(checklist)
     config = json.loads((out / "config.json").read_text())
     assert config["backbone"] == "ResNet50" and config["weights"] is None
     splits = pd.read_csv(out / "splits.csv")

@@ -1,4 +1,4 @@
-"""The self-checked exercises of notebooks 01-09 (covid_tutorial.teaching.exercises and exercises.toml).
+"""The self-checked exercises of notebooks 01-10 (covid_tutorial.teaching.exercises and exercises.toml).
 
 Each exercise cell is run on its own, as nbval and a learner run it: its starter code must
 say "not yet attempted", the solution of exercises.toml "correct", and a typical mistake
@@ -21,7 +21,8 @@ import pytest
 
 from covid_tutorial.teaching.exercises import UnknownExerciseError, check, exercise_ids, hint, solution
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("0[1-9]_*.ipynb"))
+NOTEBOOKS = sorted(p for p in (Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb")
+                   if "01" <= p.name[:2] <= "10")  # 00 welcomes, 11 wraps up
 TITLE_LINE = re.compile(r"# Exercise (\d\d\.\d+): (.+)")
 CHECK_LINE = re.compile(r'check\("(\d\d\.\d+)", (\w+)\)')
 # What the setup cell (and the first exercise cell) of every notebook imports.
@@ -131,6 +132,18 @@ WRONG = {
         "def agreement_beyond_chance(first, second):  # the raw share of equal answers\n"
         "    return np.mean(np.asarray(first) == np.asarray(second))",
         "before the correction for chance",
+    ),
+    "10.1": (
+        "def net_benefit_at(is_covid, p_covid, threshold):  # the false positives unweighted\n"
+        "    treated = np.asarray(p_covid) >= threshold\n"
+        "    is_covid = np.asarray(is_covid, bool)\n"
+        "    return (np.sum(treated & is_covid) - np.sum(treated & ~is_covid)) / len(is_covid)",
+        "weighted by p_t / (1 - p_t)",
+    ),
+    "10.2": (
+        "def apply_temperature(probabilities, temperature):  # not renormalised\n"
+        "    return np.asarray(probabilities) ** (1 / temperature)",
+        "divide each row by its sum",
     ),
 }
 

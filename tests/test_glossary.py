@@ -97,6 +97,12 @@ FURTHER = {
     "pooling": r"\bpooling\b",
     "prevalence": r"\bprevalence\b",
     "sanity-checks": r"sanity checks?",
+    "decision-curve": r"decision curves?",
+    "model-card": r"model cards?",
+    "net-benefit": r"net benefit",
+    "risk-coverage-curve": r"risk[–-]coverage",
+    "subgroup-audit": r"subgroup audits?",
+    "temperature-scaling": r"temperature scaling",
 }
 TERMS = REQUIRED | FURTHER
 # Terms a notebook shows only inside a figure, where no text pattern can find them: anchor ->

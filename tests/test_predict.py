@@ -289,3 +289,14 @@ def test_model_files_load_in_safe_mode(tmp_path, capsys):
     )
     keras.Model(inputs, outputs).save(run / "model.keras")
     fails_clearly(["predict", str(run), "x.png"], capsys, "cannot be loaded", "train the run again")
+
+
+def test_test_time_augmentation_predicts_each_view_of_each_image(small_run):
+    predictor = Predictor.from_run(small_run)
+    images, _ = load_images(pd.read_csv(small_run / "splits.csv").head(4), 32, progress=False)
+    views = predictor.predict_augmented(images, shift=3)
+    assert views.shape == (6, 4, 3)
+    np.testing.assert_allclose(views[0], predictor.predict_arrays(images), atol=1e-6)
+    np.testing.assert_allclose(views[1], predictor.predict_arrays(images[:, :, ::-1].copy()), atol=1e-6)
+    moved = np.pad(images, [(0, 0), (3, 3), (3, 3)], mode="edge")[:, 0:32, 3:35]  # content moved down by 3 px
+    np.testing.assert_allclose(views[2], predictor.predict_arrays(moved), atol=1e-6)

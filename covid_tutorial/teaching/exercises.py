@@ -1,6 +1,6 @@
 """Self-checks for the notebooks' exercises, in the style of Kaggle Learn.
 
-An exercise cell of notebooks 01-09 ends with ``check("04.9", answer)``, which says one of
+An exercise cell of notebooks 01-10 ends with ``check("04.9", answer)``, which says one of
 three things: correct; incorrect, with what is off; or not yet attempted (the starter
 value, ``None`` or a function that still raises ``NotImplementedError``, is untouched).
 ``hint("04.9")`` and ``solution("04.9")`` show the texts of ``exercises.toml``, where the
@@ -25,6 +25,7 @@ import numpy as np
 from sklearn.metrics import cohen_kappa_score, f1_score, recall_score, roc_curve
 from sklearn.utils.class_weight import compute_class_weight
 
+from ..decisions import TemperatureScaling, net_benefit
 from ..errors import CourseError
 from ..explain import activation_statistics, mask_outside_box
 from ..metrics import logit_interval, pareto_front
@@ -727,3 +728,53 @@ def _agreement_beyond_chance(answer) -> None:
             raw = np.mean(network == second)
             why = ": that is the raw share of equal answers, before the correction for chance" if np.isclose(yours, raw) else ""
             raise _Wrong(f"for {description} you give {yours:.3f}; scikit-learn's cohen_kappa_score gives {expected:.3f}{why}")
+
+
+# ---------------------------------------------------------------- 10 from scores to decisions
+
+
+@_checks("10.1")
+def _net_benefit_at(answer) -> None:
+    rng = np.random.default_rng(14)
+    is_covid = rng.random(120) < 0.3
+    p_covid = np.clip(np.where(is_covid, rng.normal(0.65, 0.2, 120), rng.normal(0.3, 0.2, 120)), 0, 1)
+    p_covid[:5] = 0.25  # cases exactly at a threshold below: "reaches" means >=
+    for threshold in (0.25, 0.5, 0.1):
+        description = f"120 cases, 30% with COVID-19, at a threshold probability of {threshold}"
+        yours = _number(_call(answer, description, is_covid, p_covid, threshold), "the net benefit")
+        expected = float(net_benefit(is_covid, p_covid, [threshold])[0])
+        if np.isclose(yours, expected):
+            continue
+        treated = p_covid >= threshold
+        tp, fp = np.sum(treated & is_covid), np.sum(treated & ~is_covid)
+        why = ""
+        if np.isclose(yours, (tp - fp) / len(is_covid)):
+            why = ": the false positives are weighted by p_t / (1 - p_t), the harm a threshold of p_t implies"
+        elif np.isclose(yours, float(net_benefit(is_covid, p_covid - 1e-12, [threshold])[0])) or np.isclose(
+                yours, (np.sum((p_covid > threshold) & is_covid) - np.sum((p_covid > threshold) & ~is_covid)
+                        * threshold / (1 - threshold)) / len(is_covid)):
+            why = ": a case whose probability equals the threshold is treated too (>=, not >)"
+        elif np.isclose(yours, (tp - fp * threshold / (1 - threshold)) / max(is_covid.sum(), 1)):
+            why = ": divide by all cases, not by those with COVID-19"
+        raise _Wrong(f"for {description} you give {yours:.4f}; the course's decisions.net_benefit gives {expected:.4f}{why}")
+
+
+@_checks("10.2")
+def _apply_temperature(answer) -> None:
+    rng = np.random.default_rng(15)
+    logits = rng.normal(0, 2, (40, 3))
+    probabilities = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    for temperature in (2.0, 0.5):
+        description = f"40 images of three classes at a temperature of {temperature}"
+        yours = np.asarray(_call(answer, description, probabilities, temperature), dtype=float)
+        expected = TemperatureScaling(temperature, 0, 0, 0.0, 0.0).apply(probabilities)
+        if yours.shape != expected.shape:
+            raise _Wrong(f"for {description} your array has shape {yours.shape}; it should keep the shape {expected.shape}")
+        if np.allclose(yours, expected, atol=1e-6):
+            continue
+        if np.allclose(yours, probabilities ** (1 / temperature), atol=1e-6):
+            raise _Wrong("p ** (1 / T) is right up to a factor per image: divide each row by its sum, so it sums to 1")
+        if np.allclose(yours, TemperatureScaling(1 / temperature, 0, 0, 0.0, 0.0).apply(probabilities), atol=1e-6):
+            raise _Wrong("divide the log-probabilities by the temperature, do not multiply them")
+        raise _Wrong(f"for {description} your probabilities differ from the course's TemperatureScaling.apply by up to "
+                     f"{np.abs(yours - expected).max():.4f}")
