@@ -14,7 +14,8 @@
 Setup means: a virtual environment in .venv with the package and its dev and site extras
 installed from pyproject.toml (its dev, site and teach extras), ipywidgets 7.7 in .venv/ipywidgets7 for the tests that
 check the widgets on Colab's version, and cffconvert in .venv/cffconvert for the test that
-validates CITATION.cff; it is redone only when pyproject.toml changes.
+validates CITATION.cff; it is redone only when pyproject.toml changes. `test` also installs,
+with npm, the site test's accessibility audit (axe-core, pinned in book/package-lock.json).
 `test-colab` builds a second one, .venv-colab, with the versions in colab/constraints.txt.
 Needs nothing but Python 3.11 to 3.13 and network access to PyPI the first time.
 
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -53,6 +55,9 @@ IPYWIDGETS_7_PACKAGES = ["ipywidgets==7.7.*", "ipython_genutils==0.2.*"]
 # own: it pins jsonschema below 4, which Jupyter outgrew. tests/test_release.py runs it from there.
 CFFCONVERT = VENV / "cffconvert"
 CFFCONVERT_PACKAGES = ["cffconvert==2.0.*"]
+# axe-core, the accessibility audit tests/test_site.py runs in Chromium: from npm, at the version
+# book/package-lock.json pins, into book/node_modules (npm comes with Node.js; .ci/run installs it).
+SITE_NPM = ROOT / "book"
 COLAB_VENV = ROOT / ".venv-colab"
 COLAB_CONSTRAINTS = ROOT / "colab" / "constraints.txt"
 STUDENT_EDITION = ROOT / "build" / "student"
@@ -86,6 +91,23 @@ def ensure_environment() -> Path:
         subprocess.run([*pip, "--upgrade", "--target", str(CFFCONVERT), *CFFCONVERT_PACKAGES], check=True)
         stamp.write_text(digest)
     return python
+
+
+def ensure_site_npm_packages() -> None:
+    """`npm ci` in book/ when its lockfile changed; without npm, say what the site test will miss."""
+    lock = SITE_NPM / "package-lock.json"
+    stamp = SITE_NPM / "node_modules" / ".covid-tutorial-installed"
+    digest = hashlib.sha256(lock.read_bytes()).hexdigest()
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        print("note: npm not found, so tests/test_site.py cannot run its accessibility audit "
+              "(install Node.js and npm, e.g. apt-get install nodejs npm)", flush=True)
+        return
+    print("Installing the site test's npm packages (book/package-lock.json)", flush=True)
+    subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=SITE_NPM, check=True)
+    stamp.write_text(digest)
 
 
 def ensure_colab_environment() -> Path:
@@ -148,6 +170,7 @@ def main(argv: list[str]) -> int:
         cmd = [str(BIN / "covid-tutorial"), "demo", *rest]
     elif command == "test":
         env["COVID_TUTORIAL_PROFILE"] = "ci"
+        ensure_site_npm_packages()
         if not rest:
             built = subprocess.run(_module(python, "tools.student_edition", str(STUDENT_EDITION), "--replace"), cwd=ROOT)
             if built.returncode != 0:

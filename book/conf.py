@@ -4,6 +4,8 @@ The pages and their order come from `book/site.toml`, where the course is publis
 `course.toml`. Notebooks are rendered from their committed outputs (MyST-NB, no execution).
 """
 
+import base64
+import hashlib
 import os
 from pathlib import Path
 
@@ -34,6 +36,9 @@ nb_execution_mode = "off"
 nb_mime_priority_overrides = [("html", "application/vnd.jupyter.widget-view+json", None)]
 
 html_theme = "sphinx_book_theme"
+templates_path = ["_templates"]  # the search button named by what it shows (axe-core's audit)
+html_static_path = ["_static"]
+html_css_files = ["accessible.css"]  # outputs' own colours at the page's contrast
 html_favicon = "_static/favicon.svg"  # without one, browsers ask for /favicon.ico and get a 404
 html_context = {"default_mode": "auto"}  # unset, the theme logs "Got invalid theme mode" on a first visit
 html_theme_options = {
@@ -96,6 +101,35 @@ def _link_repository_files(app, doctree):
         node.replace_self(replacement)
 
 
+def _output_alt_texts(notebook: Path) -> dict[str, str]:
+    """Each image output's alternative text (its metadata's `alt`, written with the figure by
+    covid_tutorial.lesson.start_lesson), by the SHA-256 of the image: MyST-NB names the
+    image's file by that hash, and reads no `alt` from an output's metadata."""
+    import nbformat
+
+    texts = {}
+    for cell in nbformat.read(notebook, as_version=4).cells:
+        for output in cell.get("outputs", []):
+            for mime, data in output.get("data", {}).items():
+                alt = output.get("metadata", {}).get(mime, {}).get("alt")
+                if mime.startswith("image/") and mime != "image/svg+xml" and alt:
+                    texts[hashlib.sha256(base64.b64decode(data)).hexdigest()] = alt
+    return texts
+
+
+def _alt_text_from_outputs(app, doctree):
+    """Give each notebook figure on the site its alternative text from the notebook."""
+    source = Path(app.env.doc2path(app.env.docname))
+    if source.suffix != ".ipynb":
+        return
+    texts = _output_alt_texts(source)
+    for image in doctree.findall(nodes.image):
+        alt = texts.get(Path(image["uri"]).stem)
+        if alt:
+            image["alt"] = alt
+
+
 def setup(app):
     app.connect("source-read", _table_of_contents)
     app.connect("doctree-read", _link_repository_files)
+    app.connect("doctree-read", _alt_text_from_outputs)

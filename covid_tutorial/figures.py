@@ -34,6 +34,8 @@ __all__ = [
     "plot_training_curves",
     "plot_image_grid",
     "figure_to_png",
+    "describe_figure",
+    "alt_text_formatter",
     "write_html_report",
     "plot_precision_recall_curves",
     "plot_reliability_diagram",
@@ -125,6 +127,161 @@ def figure_to_png(fig: Figure, path: Path | None = None) -> bytes:
     return data
 
 
+# ---------------------------------------------------------------- alternative text
+
+ALT_TEXT_PANELS = 6  # panels described one by one; more are summarised by kind
+ALT_TEXT_ITEMS = 8  # legend entries, tick names, bar values or titles listed before "and N more"
+
+
+def _listed(items, limit: int = ALT_TEXT_ITEMS) -> str:
+    items = [item for item in items if item]
+    shown = ", ".join(items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _number(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def _colorbar_text(colorbar) -> str:
+    label = _one_line(colorbar.ax.get_ylabel() if colorbar.orientation == "vertical" else colorbar.ax.get_xlabel())
+    low, high = colorbar.norm.vmin, colorbar.norm.vmax
+    return f"colour bar{f' ({label})' if label else ''} from {_number(low)} to {_number(high)}" + (
+        f" ({colorbar.cmap.name} colours)" if colorbar.cmap is not None else ""
+    )
+
+
+def _tick_names(ax, axis: str) -> list[str]:
+    """Tick labels that name categories (class names, models), not numbers."""
+    labels = [_one_line(t.get_text()) for t in (ax.get_xticklabels() if axis == "x" else ax.get_yticklabels())]
+    labels = [label for label in labels if label]
+    numeric = all(label.replace("−", "-").replace(".", "", 1).lstrip("-").isdigit() for label in labels)
+    return [] if numeric else labels
+
+
+def _panel_kind(ax) -> str:
+    """What one panel draws, in words: its images, bars, lines, points or text."""
+    from matplotlib.collections import PathCollection, PolyCollection, QuadMesh
+    from matplotlib.container import BarContainer
+
+    labels = [f"'{_one_line(t.get_text())}'" for t in ax.texts if t.get_text().strip()]
+    if not ax.axison and len(labels) >= 3:  # a diagram: its boxes and arrows are said by their labels
+        pictures = f", with {len(ax.images)} picture{'s' if len(ax.images) > 1 else ''}" if ax.images else ""
+        return "a diagram labelled " + _listed(labels) + pictures
+    parts = []
+    for image in ax.images:
+        array = image.get_array()
+        if array is not None and np.ndim(array) == 3:
+            parts.append("a colour image")
+        elif image.get_cmap().name in ("gray", "Greys_r", "binary_r"):
+            parts.append("a greyscale image")
+        else:
+            parts.append(f"a map in {image.get_cmap().name} colours")
+    if any(isinstance(c, QuadMesh) for c in ax.collections):
+        rows, columns = _tick_names(ax, "y"), _tick_names(ax, "x")
+        grid = ", ".join(
+            f"{side} {label}{f' ({_listed(names)})' if names else ''}".rstrip()
+            for side, label, names in (("rows", ax.get_ylabel(), rows), ("columns", ax.get_xlabel(), columns))
+            if label or names
+        )
+        annotated = ", values written in the cells" if ax.texts else ""
+        parts.append(f"a heatmap{', ' + _one_line(grid) if grid else ''}{annotated}")
+    bars = [b for c in ax.containers if isinstance(c, BarContainer) for b in c]
+    if bars:
+        horizontal = getattr(next(c for c in ax.containers if isinstance(c, BarContainer)), "orientation", "vertical") == "horizontal"
+        names = _tick_names(ax, "y" if horizontal else "x")
+        values = [b.get_width() if horizontal else b.get_height() for b in bars]
+        if names and len(names) == len(values) and len(values) <= ALT_TEXT_ITEMS:
+            parts.append("bars: " + ", ".join(f"{n} {_number(v)}" for n, v in zip(names, values)))
+        else:
+            parts.append(f"{len(bars)} bars")
+    lines = [line for line in ax.get_lines() if len(line.get_xdata()) > 1]
+    if lines:
+        over = _tick_names(ax, "x") if not bars else []
+        parts.append(f"{len(lines)} line{'s' if len(lines) > 1 else ''}" + (f" over {_listed(over)}" if over else ""))
+    points = sum(len(c.get_offsets()) for c in ax.collections if isinstance(c, PathCollection))
+    if points:
+        parts.append(f"{points} point{'s' if points > 1 else ''}")
+    if any(isinstance(c, PolyCollection) for c in ax.collections):
+        parts.append("shaded bands")
+    if not parts and labels:
+        parts.append("text: " + _listed(labels, 4))
+    return " and ".join(parts) if parts else "an empty panel"
+
+
+def _panel_text(ax, colorbars: dict) -> str:
+    words = [_panel_kind(ax)]
+    from matplotlib.collections import QuadMesh
+
+    x, y = _one_line(ax.get_xlabel()), _one_line(ax.get_ylabel())
+    if any(isinstance(c, QuadMesh) for c in ax.collections):
+        pass  # a heatmap's axes are its rows and columns, said with it
+    elif x and y:
+        words.append(f"{y} against {x}")
+    elif x or y:
+        words.append(f"{'x' if x else 'y'} axis: {x or y}")
+    legend = ax.get_legend()
+    if legend is not None:
+        words.append("legend: " + _listed([_one_line(t.get_text()) for t in legend.get_texts()]))
+    for mappable in [*ax.images, *ax.collections]:
+        if getattr(mappable, "colorbar", None) is not None and mappable.colorbar.ax in colorbars:
+            words.append(_colorbar_text(colorbars.pop(mappable.colorbar.ax)))
+    return "; ".join(words)
+
+
+def describe_figure(fig: Figure) -> str:
+    """Alternative text for ``fig``, read from what it was drawn with: its title, each panel's
+    title, what the panel draws (images, heatmaps, bars with their values, lines, points),
+    its axis labels and legend, and each colour bar's label and range. Every figure a
+    notebook shows carries it (:func:`alt_text_formatter`), and the course site puts it in
+    the image's ``alt`` attribute, so a screen reader says what the figure shows."""
+    colorbars = {ax: ax._colorbar for ax in fig.axes if getattr(ax, "_colorbar", None) is not None}
+    panels = [ax for ax in fig.axes if ax not in colorbars and ax.get_visible()]
+    panels = [ax for ax in panels if ax.has_data() or ax.texts or ax.get_title()]
+    title = _one_line(fig.get_suptitle()) if hasattr(fig, "get_suptitle") else ""
+    sentences = [f"Figure: {title}." if title else "Figure."]
+    if len(panels) == 1:
+        ax = panels[0]
+        heading = _one_line(ax.get_title())
+        sentences.append(f"{heading + ': ' if heading else ''}{_panel_text(ax, colorbars)}.")
+    elif len(panels) <= ALT_TEXT_PANELS:
+        sentences.append(f"{len(panels)} panels.")
+        for number, ax in enumerate(panels, 1):
+            heading = _one_line(ax.get_title())
+            sentences.append(f"Panel {number}{f' ({heading})' if heading else ''}: {_panel_text(ax, colorbars)}.")
+    else:
+        kinds: dict[str, list[str]] = {}
+        for ax in panels:
+            kinds.setdefault(_panel_kind(ax), []).append(_one_line(ax.get_title()))
+        sentences.append(f"{len(panels)} panels.")
+        for kind, titles in kinds.items():
+            named = [f"'{t}'" for t in titles if t]
+            sentences.append(f"{len(titles)} of them {kind}" + (f", titled {_listed(named, 4)}" if named else "") + ".")
+        rows = [f"'{_one_line(ax.get_ylabel())}'" for ax in panels if ax.get_ylabel().strip()]
+        if rows:
+            sentences.append(f"Rows labelled {_listed(rows, 6)}.")
+    sentences += [f"A {_colorbar_text(bar)}." for bar in colorbars.values()]
+    return " ".join(sentences)
+
+
+def alt_text_formatter(png_formatter):
+    """A PNG formatter for IPython that returns, with each figure's image, its
+    :func:`describe_figure` as the ``alt`` of the output's metadata (where Jupyter and the
+    course site read alternative text). ``png_formatter`` is the one it wraps."""
+    inner = getattr(png_formatter, "wrapped", png_formatter)
+
+    def formatter(fig):
+        data = inner(fig)
+        return None if data is None else (data, {"alt": describe_figure(fig)})
+
+    formatter.wrapped = inner
+    return formatter
+
+
 def write_html_report(path: Path, title: str, sections: list[tuple[str, object]]) -> Path:
     """Write one self-contained HTML file. Each section is (heading, content) where content
     is a Figure, a DataFrame, or text (HTML-escaped)."""
@@ -141,7 +298,7 @@ def write_html_report(path: Path, title: str, sections: list[tuple[str, object]]
         parts.append(f"<h2>{html.escape(heading)}</h2>")
         if isinstance(content, Figure):
             encoded = base64.b64encode(figure_to_png(content)).decode("ascii")
-            parts.append(f"<img alt='{html.escape(heading)}' src='data:image/png;base64,{encoded}'>")
+            parts.append(f"<img alt='{html.escape(describe_figure(content), quote=True)}' src='data:image/png;base64,{encoded}'>")
         elif isinstance(content, pd.DataFrame):
             numbered_rows = isinstance(content.index, pd.RangeIndex)
             parts.append(content.to_html(na_rep="–", index=not numbered_rows, border=0))
@@ -352,6 +509,9 @@ def overlay_with_outline(image, heatmap, mask=None, alpha: float = 0.4) -> np.nd
     return draw_mask_outline(overlay, mask) if mask is not None and np.any(mask) else overlay
 
 
+HEATMAP_COLORMAP = "inferno"  # overlay_heatmap's colours, by name for matplotlib (cv2.COLORMAP_INFERNO)
+
+
 def plot_map_grid(cells, row_titles=None, column_titles=None, size: float = 1.7, cmap: str = "gray",
                   colorbar: str | None = None):  # fmt: skip
     """A grid of pictures: ``cells[r][c]`` is a 2-D array (drawn with ``cmap``), an RGB image or None.
@@ -383,16 +543,17 @@ def plot_map_grid(cells, row_titles=None, column_titles=None, size: float = 1.7,
             if column_titles and r == 0:
                 ax.set_title(column_titles[c], fontsize=9)
     fig.tight_layout()
-    if colorbar:
-        add_heatmap_colorbar(fig, colorbar)
+    if colorbar:  # in the colours of the 2-D pictures, else of the overlays
+        flat = any(np.ndim(p) == 2 for row in cells for p in row if p is not None)
+        add_heatmap_colorbar(fig, colorbar, cmap=cmap if flat else HEATMAP_COLORMAP)
     return fig
 
 
-HEATMAP_COLORMAP = "inferno"  # overlay_heatmap's colours, by name for matplotlib (cv2.COLORMAP_INFERNO)
 
 
-def add_heatmap_colorbar(fig: Figure, label: str, low: float = 0.0, high: float = 1.0, width: float = 0.14):
-    """Add a colour bar of :func:`overlay_heatmap`'s colours, from ``low`` to ``high``, at the
+def add_heatmap_colorbar(fig: Figure, label: str, low: float = 0.0, high: float = 1.0, width: float = 0.14,
+                         cmap: str = HEATMAP_COLORMAP):
+    """Add a colour bar of :func:`overlay_heatmap`'s colours (or ``cmap``'s), from ``low`` to ``high``, at the
     right of ``fig``, labelled with what the colours measure; the pictures move left to make room
     (``width`` inches of bar, plus its ticks and label). Returns the colour bar.
 
@@ -411,7 +572,7 @@ def add_heatmap_colorbar(fig: Figure, label: str, low: float = 0.0, high: float 
     room = min(0.4, (width + 0.6 + 0.15 * len(lines)) / inches)  # bar, ticks and the label's lines
     fig.subplots_adjust(right=1 - room)
     bar = fig.add_axes((1 - room + 0.12 / inches, bottom + 0.1 * (top - bottom), width / inches, height))
-    mappable = cm.ScalarMappable(norm=colors.Normalize(low, high), cmap=HEATMAP_COLORMAP)
+    mappable = cm.ScalarMappable(norm=colors.Normalize(low, high), cmap=cmap)
     colorbar = fig.colorbar(mappable, cax=bar)
     colorbar.set_label("\n".join(lines), fontsize=8)
     colorbar.ax.tick_params(labelsize=7)

@@ -15,8 +15,7 @@ import tomllib
 from functools import cache
 from pathlib import Path
 
-from . import __version__
-from .system import running_on_colab, start_tensorflow_quietly
+from .system import running_on_colab
 
 __all__ = [
     "PROFILE_ENV_VAR",
@@ -30,7 +29,6 @@ __all__ = [
     "TrainingSettings",
     "LessonSizes",
     "LESSONS_FILE",
-    "start_lesson",
 ]
 
 LESSONS_FILE = Path(__file__).with_name("lessons.toml")
@@ -332,24 +330,3 @@ class LessonSizes:
 
     def __str__(self) -> str:
         return self.table().to_string()
-
-
-def start_lesson(profile: str | Profile | None = None) -> Profile:
-    """The first call of every notebook: TensorFlow imported without its start-up log,
-    matplotlib figures drawn inline (in IPython), and one line with the versions and the
-    profile. Returns the profile (:func:`get_profile`: ``profile``, else
-    ``COVID_TUTORIAL_PROFILE``, else the default)."""
-    start_tensorflow_quietly()
-    import keras
-    import tensorflow as tf
-
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover - IPython comes with Jupyter
-        get_ipython = None
-    shell = get_ipython() if get_ipython else None
-    if shell is not None:
-        shell.run_line_magic("matplotlib", "inline")
-    chosen = get_profile(profile)
-    print(f"covid_tutorial {__version__} | TensorFlow {tf.__version__} | Keras {keras.__version__} | profile {chosen.name}")
-    return chosen

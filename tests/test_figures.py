@@ -140,3 +140,97 @@ def test_pareto_labels_never_overlap_even_for_models_at_the_same_point():
         assert all(label.get_text() in {"1", "2", "5", "10", "20", "50"} or label.get_text() == ""
                    for label in ax.get_xticklabels()), "ticks at 1, 2, 5 of each decade, written plainly"
     plt.close(fig)
+
+
+# ---------------------------------------------------------------- alternative text
+
+CLASSES = ["COVID-19", "Normal", "Pneumonia"]
+
+
+def test_alt_text_names_a_confusion_matrix_rows_columns_and_written_values():
+    from covid_tutorial.figures import describe_figure, plot_confusion_matrix
+
+    text = describe_figure(plot_confusion_matrix(np.array([[5, 1, 0], [1, 4, 1], [0, 2, 6]]), CLASSES))
+    assert text.startswith("Figure. Confusion matrix")
+    assert "rows true (COVID-19, Normal, Pneumonia), columns predicted (COVID-19, Normal, Pneumonia)" in text
+    assert "values written in the cells" in text
+
+
+def test_alt_text_gives_bar_values_axis_labels_legend_and_panels():
+    from matplotlib.figure import Figure
+
+    from covid_tutorial.figures import describe_figure
+
+    fig = Figure()
+    bars, curves = fig.subplots(1, 2)
+    bars.bar(["ResNet50", "EfficientNetB0"], [0.81, 0.774])
+    bars.set(title="macro F1", ylabel="F1")
+    curves.plot([1, 2, 3], [0.9, 0.5, 0.3], label="train")
+    curves.plot([1, 2, 3], [1.0, 0.7, 0.6], label="validation")
+    curves.legend()
+    curves.set(title="loss", xlabel="epoch", ylabel="loss")
+    fig.suptitle("Two panels")
+    text = describe_figure(fig)
+    assert text.startswith("Figure: Two panels. 2 panels.")
+    assert "Panel 1 (macro F1): bars: ResNet50 0.81, EfficientNetB0 0.774; y axis: F1." in text
+    assert "Panel 2 (loss): 2 lines; loss against epoch; legend: train, validation." in text
+
+
+def test_alt_text_gives_a_colour_bar_its_label_range_and_colours_and_summarises_many_panels():
+    from covid_tutorial.figures import describe_figure
+
+    rng = np.random.default_rng(0)
+    cells = [[rng.random((8, 8)) for _ in range(4)] for _ in range(2)]
+    fig = plot_map_grid(cells, column_titles=list("abcd"), cmap="viridis", colorbar="activation, 0..1")
+    text = describe_figure(fig)
+    assert "8 panels. 8 of them a map in viridis colours, titled 'a', 'b', 'c', 'd'." in text
+    assert text.endswith("A colour bar (activation, 0..1) from 0 to 1 (viridis colours).")
+    overlays = plot_map_grid([[rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)]], colorbar="Grad-CAM")
+    assert "a colour image" in describe_figure(overlays) and "(inferno colours)" in describe_figure(overlays)
+
+
+def test_the_png_formatter_returns_each_figure_with_its_alt_text_and_wraps_once():
+    from functools import partial
+
+    from IPython.core.pylabtools import print_figure
+    from matplotlib.figure import Figure
+
+    from covid_tutorial.figures import alt_text_formatter, describe_figure
+
+    fig = Figure()
+    fig.subplots().plot([0, 1], [1, 0])
+    formatter = alt_text_formatter(partial(print_figure, fmt="png", base64=True))
+    again = alt_text_formatter(formatter)  # start_lesson called twice in one kernel
+    data, metadata = again(fig)
+    assert isinstance(data, str) and len(data) > 100  # base64 PNG, as IPython stores it
+    assert metadata == {"alt": describe_figure(fig)}
+    assert again(Figure()) is None  # an empty figure shows nothing, as IPython's own formatter does
+
+
+def test_a_figure_shown_in_a_notebook_keeps_its_alt_text_in_the_output(tmp_path):
+    """Through a real kernel, as the notebooks run: `plt.show()` and a figure as a cell's value
+    both store the description as the PNG output's `alt`."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_code_cell("from covid_tutorial.lesson import start_lesson\nprofile = start_lesson('ci')"),
+        nbformat.v4.new_code_cell("import matplotlib.pyplot as plt\nplt.plot([0, 1], [1, 0])\nplt.title('falling')\nplt.show()"),
+        nbformat.v4.new_code_cell("from matplotlib.figure import Figure\nfig = Figure()\nfig.subplots().bar(['a'], [2.0])\nfig"),
+    ]
+    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    alts = [output["metadata"]["image/png"]["alt"] for cell in notebook.cells[1:] for output in cell.outputs
+            if "image/png" in output.get("data", {})]
+    assert alts == ["Figure. falling: 1 line.", "Figure. bars: a 2."]
+
+
+def test_alt_text_says_a_diagram_by_its_labels_and_a_grid_by_its_rows():
+    from covid_tutorial.figures import describe_figure
+    from covid_tutorial.teaching import draw_mbconv_block
+
+    text = describe_figure(draw_mbconv_block(input_channels=24, strides=1, output_channels=24))
+    assert "a diagram labelled" in text and "lines" not in text
+    rng = np.random.default_rng(1)
+    grid = plot_map_grid([[rng.random((8, 8))] * 4 for _ in range(3)], ["conv1", "conv2", "conv3"], None)
+    assert "Rows labelled 'conv1', 'conv2', 'conv3'." in describe_figure(grid)

@@ -124,7 +124,7 @@ def test_header_says_which_run_made_the_outputs(nb_path):
 def test_setup_is_one_short_call(nb_path):
     setup = _code_cells(_read(nb_path))[0]
     assert '"google.colab" in sys.modules' in setup.source, "install the package only when running on Colab"
-    assert "profile = start_lesson()" in setup.source, "one call starts the lesson (covid_tutorial.profiles.start_lesson)"
+    assert "profile = start_lesson()" in setup.source, "one call starts the lesson (covid_tutorial.lesson.start_lesson)"
     assert _lines(setup) <= 8, "the setup cell stays short: tools/publish.py writes it"
     assert "NBVAL_CHECK_OUTPUT" not in setup.source, "versions vary: the setup cell's output must not be checked"
 

@@ -62,7 +62,8 @@ return {
   title: h1 ? Array.from(h1.childNodes).filter(notPermalink).map(n => n.textContent).join('') : null,
   links: Array.from(document.querySelectorAll('a[href]'), a => a.href),
   ids: Array.from(document.querySelectorAll('[id]'), e => e.id),
-  images: Array.from(document.images, i => ({src: i.currentSrc || i.src, width: i.naturalWidth})),
+  images: Array.from(document.images, i => ({src: i.currentSrc || i.src, width: i.naturalWidth,
+    alt: i.getAttribute('alt'), in_main: !!i.closest('main'), output: !!i.closest('.cell_output')})),
   outputs: Array.from(document.querySelectorAll('.cell_output'), o => ({
     text: o.innerText,
     figures: Array.from(o.querySelectorAll('img'), i => i.naturalWidth).filter(w => w > 0).length,
@@ -81,6 +82,7 @@ class Page:
     images: list[dict]
     outputs: list[dict]
     console_errors: list[str] = field(default_factory=list)
+    violations: list[dict] = field(default_factory=list)  # axe-core's, one entry per rule broken
 
 
 @dataclass
@@ -91,6 +93,56 @@ class Walk:
     ignored_console: list[str]  # failed requests to other hosts, refused on purpose
     link_status: dict[str, int]  # every same-host link target (no fragment) -> HTTP status
     screenshots: list[Path]
+    tab_stops: list[dict]  # the first elements the Tab key reaches on the home page, in order
+    skip_target: str  # where Enter on the first of them leads (location.hash)
+
+
+AXE = ROOT / "book" / "node_modules" / "axe-core" / "axe.min.js"
+AUDIT_IMPACTS = ("critical", "serious", "moderate", "minor")
+# axe-core's default rules (WCAG 2.0, 2.1 and 2.2 A and AA, and its best practices), every node it flags.
+AXE_SCRIPT = """
+const done = arguments[0];
+axe.run(document, {resultTypes: ['violations']})
+  .then(r => done(r.violations.map(v => ({rule: v.id, impact: v.impact, help: v.help,
+                                          nodes: v.nodes.map(n => n.html.slice(0, 200))}))))
+  .catch(e => done([{rule: 'axe-error', impact: 'critical', help: String(e), nodes: []}]));
+"""
+TAB_STOPS = 8
+FOCUSED_SCRIPT = """
+const e = document.activeElement;
+const name = (e.getAttribute('aria-label') || e.innerText || e.title || e.getAttribute('alt') || '').trim();
+return {tag: e.tagName.toLowerCase(), name: name.replace(/\\s+/g, ' ').slice(0, 80), href: e.getAttribute('href'),
+        visible: !!(e.offsetWidth || e.offsetHeight || e.getClientRects().length)};
+"""
+TEACHERS = ROOT / "docs" / "teachers.md"
+AUDIT_BLOCK = re.compile(r"<!-- accessibility:start -->\n(.*?)<!-- accessibility:end -->", re.S)
+
+
+def _require_axe() -> str:
+    if not AXE.is_file():
+        pytest.fail(f"{AXE.relative_to(ROOT)} is missing: python3 tasks.py test installs it with npm "
+                    "(needs Node.js and npm: apt-get install nodejs npm), or run npm ci in book/", pytrace=False)
+    return AXE.read_text(encoding="utf-8")
+
+
+def _audit(driver, axe_source: str) -> list[dict]:
+    driver.execute_script(axe_source)
+    return driver.execute_async_script(AXE_SCRIPT)
+
+
+def _keyboard_walk(driver, url: str) -> tuple[list[dict], str]:
+    """Tab from the top of the page TAB_STOPS times; then Enter on the first stop."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    driver.get(url)
+    stops = []
+    for _ in range(TAB_STOPS):
+        ActionChains(driver).send_keys(Keys.TAB).perform()
+        stops.append(driver.execute_script(FOCUSED_SCRIPT))
+    driver.get(url)
+    ActionChains(driver).send_keys(Keys.TAB).send_keys(Keys.ENTER).perform()
+    return stops, driver.execute_script("return location.hash")
 
 
 def _notebook_title(path: Path) -> str:
@@ -198,6 +250,7 @@ def _status(url: str) -> int:
 @pytest.fixture(scope="module")
 def walk(tmp_path_factory) -> Walk:
     _require_chromium()
+    axe_source = _require_axe()
     out = tmp_path_factory.mktemp("site")
     build = _build_site(ROOT, out)
     assert build.returncode == 0, f"the site did not build:\n{build.stdout}\n{build.stderr}"
@@ -205,6 +258,7 @@ def walk(tmp_path_factory) -> Walk:
     server = _serve(html_dir)
     base = f"http://127.0.0.1:{server.server_address[1]}/"
     driver = _start_chromium(tmp_path_factory.mktemp("chromium-profile"))
+    driver.set_script_timeout(120)
     pages, ignored, screenshots = {}, [], []
     shutil.rmtree(SCREENSHOTS, ignore_errors=True)
     SCREENSHOTS.mkdir(parents=True)
@@ -218,8 +272,9 @@ def walk(tmp_path_factory) -> Walk:
             errors, external = _split_console(driver.get_log("browser"), base)
             ignored += external
             pages[path] = Page(path, seen["url"], seen["title"], seen["links"], set(seen["ids"]), seen["images"],
-                               seen["outputs"], errors)
+                               seen["outputs"], errors, _audit(driver, axe_source))
             screenshots += _screenshots(driver, path)
+        tab_stops, skip_target = _keyboard_walk(driver, base + "README.html")
         link_status = {}
         for page in pages.values():
             for link in page.links:
@@ -231,7 +286,7 @@ def walk(tmp_path_factory) -> Walk:
         server.shutdown()
     for shot in screenshots:
         print(f"screenshot: {shot}")
-    return Walk(base, html_dir, pages, ignored, link_status, screenshots)
+    return Walk(base, html_dir, pages, ignored, link_status, screenshots, tab_stops, skip_target)
 
 
 def _screenshots(driver, path: str) -> list[Path]:
@@ -486,3 +541,97 @@ def test_every_page_states_the_version_and_the_licences(walk):
     assert not missing, f"pages without the footer of version {version} and the licences: {missing}"
     assert f"({version})" in (walk.html_dir / "README.html").read_text(encoding="utf-8"), "the site title carries the version"
     assert "LICENSE-CONTENT.html" in walk.pages and "CHANGELOG.html" in walk.pages
+
+
+def _output_alt_texts(notebook: Path) -> list[str]:
+    """The alternative text of each image output of a notebook, in order (empty if it has none)."""
+    return [
+        output.get("metadata", {}).get(mime, {}).get("alt", "")
+        for cell in nbformat.read(notebook, as_version=4).cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+        for mime in output.get("data", {})
+        if mime in ("image/png", "image/jpeg")
+    ]
+
+
+def test_every_figure_on_the_site_has_alternative_text_generated_with_it(walk):
+    """Each notebook figure carries, as its alt, the description its notebook stored with it
+    (covid_tutorial.figures.describe_figure, through start_lesson); no image of a page's content
+    has an empty alt or a file name for one."""
+    figures = 0
+    for notebook in NOTEBOOKS:
+        page = walk.pages[_page_html(notebook)]
+        shown = [image["alt"] for image in page.images if image["output"]]
+        stored = _output_alt_texts(notebook)
+        assert all(stored), f"{notebook.name}: a figure output without alt text; re-execute it (python3 tasks.py notebooks)"
+        assert sorted(shown) == sorted(stored), f"{page.path}: the page's figures do not carry their notebook's alt texts"
+        figures += len(shown)
+    bad = [
+        f"{page.path}: {image['src'].rsplit('/', 1)[-1]} alt={image['alt']!r}"
+        for page in walk.pages.values()
+        for image in page.images
+        if image["in_main"]
+        and (not (image["alt"] or "").strip() or re.search(r"\.(png|jpe?g|svg|gif)$", image["alt"], re.I))
+    ]
+    assert not bad, "images without alternative text, or with a file name for one:\n" + "\n".join(bad)
+    assert figures >= len(NOTEBOOKS)
+    print(f"{figures} notebook figures, each with its generated alternative text")
+
+
+def _audit_counts(walk) -> dict[str, int]:
+    counts = {impact: 0 for impact in AUDIT_IMPACTS}
+    for page in walk.pages.values():
+        for violation in page.violations:
+            counts[violation["impact"]] += len(violation["nodes"])
+    return counts
+
+
+def test_the_accessibility_audit_finds_no_serious_or_critical_violation_on_any_page(walk):
+    """axe-core in Chromium, on every page of the site: nothing critical or serious."""
+    found = [
+        f"{page.path}: {v['rule']} ({v['impact']}, {len(v['nodes'])} elements): {v['help']}; e.g. {v['nodes'][:1]}"
+        for page in walk.pages.values()
+        for v in page.violations
+        if v["impact"] in ("critical", "serious")
+    ]
+    assert not found, "\n".join(found)
+    rules = sorted({f"{v['rule']} ({v['impact']})" for page in walk.pages.values() for v in page.violations})
+    print(f"axe-core on {len(walk.pages)} pages: {_audit_counts(walk)}; rules still flagged: {rules}")
+
+
+def _audit_summary(walk) -> str:
+    counts = _audit_counts(walk)
+    figures = sum(1 for page in walk.pages.values() for image in page.images if image["output"])
+    rules = {}
+    for page in walk.pages.values():
+        for v in page.violations:
+            rules.setdefault((v["impact"], v["rule"]), set()).add(page.path)
+    named = "; ".join(f"{rule} ({impact}, {len(pages)} pages)" for (impact, rule), pages in sorted(rules.items()))
+    return (
+        "| pages audited | notebook figures, each with generated alt text | critical | serious | moderate | minor |\n"
+        "|---:|---:|---:|---:|---:|---:|\n"
+        f"| {len(walk.pages)} | {figures} | {counts['critical']} | {counts['serious']} | {counts['moderate']} | {counts['minor']} |\n"
+        f"\nRules still flagged: {named or 'none'}.\n"
+    )
+
+
+def test_the_teachers_page_summarises_this_audit(walk):
+    """docs/teachers.md states the audit's figures (elements flagged, by impact) as this walk finds them."""
+    block = AUDIT_BLOCK.search(TEACHERS.read_text(encoding="utf-8"))
+    assert block, "docs/teachers.md has no <!-- accessibility:start --> ... <!-- accessibility:end --> block"
+    expected = _audit_summary(walk)
+    assert block.group(1) == expected, f"docs/teachers.md: replace the accessibility block's text with:\n{expected}"
+
+
+def test_the_keyboard_reaches_the_skip_link_first_then_named_visible_controls(walk):
+    """Tab from the top of the home page: the first stop is the theme's skip link, which leads to the
+    main content; every stop is visible when focused and has a name a screen reader can say."""
+    first, *rest = walk.tab_stops
+    assert first["tag"] == "a" and first["href"] == "#main-content" and "skip" in first["name"].lower(), first
+    assert walk.skip_target == "#main-content"
+    unnamed = [stop for stop in walk.tab_stops if not stop["name"] or not stop["visible"]]
+    assert not unnamed, f"focused elements without a name or not visible: {unnamed}"
+    stuck = [a for a, b in zip(walk.tab_stops, rest) if a == b]
+    assert not stuck, f"the Tab key did not move on from {stuck}"
+    print("tab stops: " + " | ".join(stop["name"] for stop in walk.tab_stops))

@@ -79,7 +79,7 @@ def test_start_lesson_prints_the_versions_and_returns_the_profile(capsys, monkey
     import tensorflow as tf
 
     import covid_tutorial
-    from covid_tutorial.profiles import start_lesson
+    from covid_tutorial.lesson import start_lesson
 
     monkeypatch.setenv("COVID_TUTORIAL_PROFILE", "page")
     profile = start_lesson()

@@ -51,8 +51,8 @@ import sys
 
 if "google.colab" in sys.modules:  # Colab: install the course and what Colab lacks (README, "Colab")
 {colab}
-from covid_tutorial.profiles import start_lesson
-profile = start_lesson()  # TensorFlow without its log, figures inline, the versions; COVID_TUTORIAL_PROFILE
+from covid_tutorial.lesson import start_lesson
+profile = start_lesson()  # TensorFlow without its log, figures inline with alt text, the versions; COVID_TUTORIAL_PROFILE
 import keras, tensorflow as tf, numpy as np, pandas as pd, matplotlib.pyplot as plt'''
 
 FOOTER_TEXT = (

@@ -30,6 +30,7 @@ from ..data import to_model_input
 from ..errors import CourseError
 from ..explain import METHOD_TITLES, Explainer
 from ..figures import (
+    describe_figure,
     draw_mask_outline,
     figure_to_png,
     overlay_with_outline,
@@ -382,5 +383,7 @@ class WidgetWithNote:
 def show_with_static_fallback(widget: widgets.Widget, static_figure) -> None:
     """Display ``static_figure`` (a matplotlib figure is stored as PNG, so the page keeps
     it without a kernel), then ``widget`` with :data:`STATIC_VERSION_NOTE` as its text."""
-    display(Image(figure_to_png(static_figure)) if isinstance(static_figure, Figure) else static_figure)
+    if isinstance(static_figure, Figure):  # with its alternative text, as start_lesson gives every figure
+        static_figure = Image(figure_to_png(static_figure), alt=describe_figure(static_figure))
+    display(static_figure)
     display(WidgetWithNote(widget))
